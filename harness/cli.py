@@ -1,0 +1,94 @@
+"""Command line: `msabench {fetch,tune,train,compare,list}` (also `python -m harness`).
+
+Every DVC stage calls one of these subcommands. User errors print as a single line
+(`msabench: error: ...`) with exit status 2; nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import MsabenchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="msabench",
+        description="Reproducibility benchmark harness for multimodal sentiment analysis.",
+    )
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fetch = sub.add_parser("fetch", help="build a dataset's canonical feature store")
+    fetch.add_argument("dataset")
+    fetch.add_argument("--path", type=Path, help="local copy of the dataset's source files")
+
+    for name, text in (
+        ("tune", "tune a method's hyperparameters on validation"),
+        ("train", "train a method over all seeds and evaluate on test"),
+    ):
+        stage = sub.add_parser(name, help=text)
+        stage.add_argument("dataset")
+        stage.add_argument("method")
+
+    sub.add_parser("compare", help="significance-tested comparison tables under results/")
+    sub.add_parser("list", help="registered methods and datasets")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return _dispatch(args)
+    except MsabenchError as exc:
+        print(f"msabench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("msabench: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from harness import pipeline
+    from harness.config import load_params
+
+    if args.command == "list":
+        return _list(args.params)
+    params = load_params(args.params)
+    if args.command == "fetch":
+        pipeline.fetch(params, args.dataset, source_path=args.path)
+    elif args.command == "tune":
+        pipeline.tune(params, args.dataset, args.method)
+    elif args.command == "train":
+        pipeline.train(params, args.dataset, args.method)
+    elif args.command == "compare":
+        pipeline.compare(params)
+    return 0
+
+
+def _list(params_path: Path) -> int:
+    from harness.config import load_params
+    from harness.data.sources import SOURCES
+    from methods import METHODS
+
+    print("methods:")
+    for name in METHODS.names():
+        doc = (METHODS.get(name).__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<10} {doc}")
+    print("datasets (declared in params.yaml):")
+    params = load_params(params_path)
+    for name, config in sorted(params.datasets.items()):
+        marker = " [benchmark]" if name in params.benchmark_datasets else ""
+        print(f"  {name:<10} source={config.source} kind={config.kind}{marker}")
+    print(f"dataset sources: {', '.join(SOURCES.names())}")
+    return 0

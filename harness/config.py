@@ -1,0 +1,261 @@
+"""params.yaml -> typed, validated configuration. Errors name the key and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.data.types import DATASET_KINDS
+from harness.errors import ConfigError, UnknownNameError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    source: str  # a registered source: "synthetic", "file", ...
+    kind: str  # "mosi" (MOSI/MOSEI metrics) or "sims"
+    options: Mapping[str, Any]  # the whole params section, read by the source
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    search_space: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_epochs: int = 25
+    patience: int = 5
+    select_metric: str = "mae"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    n_trials: int = 6
+    max_epochs: int = 12
+    patience: int = 4
+    sampler_seed: int = 42
+    pruner_startup_trials: int = 3
+    pruner_warmup_steps: int = 3
+
+
+@dataclass(frozen=True)
+class Params:
+    benchmark_datasets: tuple[str, ...]
+    benchmark_methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    device: str
+    tracking_uri: str
+    datasets: Mapping[str, DatasetConfig]
+    methods: Mapping[str, MethodConfig]
+    train: TrainConfig
+    tune: TuneConfig
+    alpha: float
+    raw: Mapping[str, Any]
+
+    def dataset(self, name: str) -> DatasetConfig:
+        if name not in self.datasets:
+            raise UnknownNameError(
+                f"unknown dataset '{name}'; datasets declared in params.yaml: "
+                f"{', '.join(sorted(self.datasets))}"
+            )
+        return self.datasets[name]
+
+    def method(self, name: str) -> MethodConfig:
+        from methods import METHODS  # the registry is the authority on method names
+
+        METHODS.get(name)
+        return self.methods.get(name, MethodConfig(name))
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (expected the params file)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    return parse_params(raw, source=str(path))
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    reader = _Reader(raw, source)
+    datasets = _parse_datasets(reader.mapping("datasets"), source)
+    methods = _parse_methods(reader.mapping("methods", default={}), source)
+    params = Params(
+        benchmark_datasets=tuple(reader.name_list("benchmark.datasets")),
+        benchmark_methods=tuple(reader.name_list("benchmark.methods")),
+        seeds=tuple(reader.int_list("seeds")),
+        device=reader.string("device", default="auto"),
+        tracking_uri=reader.string("mlflow.tracking_uri", default="sqlite:///mlflow.db"),
+        datasets=datasets,
+        methods=methods,
+        train=TrainConfig(
+            max_epochs=reader.positive_int("train.max_epochs"),
+            patience=reader.positive_int("train.patience"),
+            select_metric=reader.string("train.select_metric", default="mae"),
+        ),
+        tune=TuneConfig(
+            n_trials=reader.positive_int("tune.n_trials"),
+            max_epochs=reader.positive_int("tune.max_epochs"),
+            patience=reader.positive_int("tune.patience"),
+            sampler_seed=reader.integer("tune.sampler_seed", default=42),
+            pruner_startup_trials=reader.integer("tune.pruner.n_startup_trials", default=3),
+            pruner_warmup_steps=reader.integer("tune.pruner.n_warmup_steps", default=3),
+        ),
+        alpha=reader.probability("compare.alpha", default=0.05),
+        raw=raw,
+    )
+    _check_names(params, source)
+    return params
+
+
+def _parse_datasets(section: Mapping[str, Any], source: str) -> dict[str, DatasetConfig]:
+    from harness.data.sources import SOURCES
+
+    datasets = {}
+    for name, options in section.items():
+        key = f"datasets.{name}"
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"{source}: {key}: expected a mapping, got {options!r}")
+        src = options.get("source")
+        if src not in SOURCES:
+            raise ConfigError(f"{source}: {key}.source: {SOURCES.unknown_message(src)}")
+        kind = options.get("kind")
+        if kind not in DATASET_KINDS:
+            raise ConfigError(
+                f"{source}: {key}.kind: expected one of {', '.join(DATASET_KINDS)}, got {kind!r}"
+            )
+        datasets[name] = DatasetConfig(name, src, kind, dict(options))
+    return datasets
+
+
+def _parse_methods(section: Mapping[str, Any], source: str) -> dict[str, MethodConfig]:
+    from methods import METHODS
+
+    methods = {}
+    for name, options in section.items():
+        if name not in METHODS:
+            raise ConfigError(f"{source}: methods.{name}: {METHODS.unknown_message(name)}")
+        options = options or {}
+        if not isinstance(options, Mapping) or not set(options) <= {"hparams", "search_space"}:
+            raise ConfigError(
+                f"{source}: methods.{name}: expected a mapping with keys hparams, search_space"
+            )
+        for part in ("hparams", "search_space"):
+            if not isinstance(options.get(part) or {}, Mapping):
+                raise ConfigError(f"{source}: methods.{name}.{part}: expected a mapping")
+        methods[name] = MethodConfig(
+            name, dict(options.get("hparams") or {}), dict(options.get("search_space") or {})
+        )
+    return methods
+
+
+def _check_names(params: Params, source: str) -> None:
+    from harness.metrics import METRICS, metric_info
+    from methods import METHODS
+
+    for name in params.benchmark_datasets:
+        if name not in params.datasets:
+            raise ConfigError(
+                f"{source}: benchmark.datasets: unknown dataset '{name}'; declared under "
+                f"datasets: {', '.join(sorted(params.datasets))}"
+            )
+    for name in params.benchmark_methods:
+        if name not in METHODS:
+            raise ConfigError(f"{source}: benchmark.methods: {METHODS.unknown_message(name)}")
+    try:
+        info = metric_info(params.train.select_metric)
+    except KeyError as exc:
+        raise ConfigError(f"{source}: train.select_metric: {exc}") from None
+    for name in params.benchmark_datasets:
+        if info.name not in METRICS[params.datasets[name].kind]:
+            raise ConfigError(
+                f"{source}: train.select_metric: '{info.name}' is not a metric of dataset "
+                f"'{name}' (kind {params.datasets[name].kind})"
+            )
+
+
+class _Reader:
+    """Typed access to nested keys of the raw YAML with one-line errors."""
+
+    _MISSING = object()
+
+    def __init__(self, raw: Any, source: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+            )
+        self.raw, self.source = raw, source
+
+    def get(self, dotted: str, default: Any = _MISSING) -> Any:
+        node: Any = self.raw
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                if default is self._MISSING:
+                    raise ConfigError(f"{self.source}: {dotted}: missing (required key)")
+                return default
+            node = node[part]
+        return node
+
+    def fail(self, dotted: str, expected: str, value: Any) -> ConfigError:
+        return ConfigError(f"{self.source}: {dotted}: expected {expected}, got {value!r}")
+
+    def mapping(self, dotted: str, default: Any = _MISSING) -> Mapping[str, Any]:
+        value = self.get(dotted, default)
+        if not isinstance(value, Mapping):
+            raise self.fail(dotted, "a mapping", value)
+        return value
+
+    def integer(self, dotted: str, default: Any = _MISSING) -> int:
+        value = self.get(dotted, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(dotted, "an integer", value)
+        return value
+
+    def positive_int(self, dotted: str, default: Any = _MISSING) -> int:
+        value = self.integer(dotted, default)
+        if value < 1:
+            raise self.fail(dotted, "a positive integer", value)
+        return value
+
+    def probability(self, dotted: str, default: Any = _MISSING) -> float:
+        value = self.get(dotted, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise self.fail(dotted, "a number between 0 and 1", value)
+        return float(value)
+
+    def string(self, dotted: str, default: Any = _MISSING) -> str:
+        value = self.get(dotted, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(dotted, "a non-empty string", value)
+        return value
+
+    def name_list(self, dotted: str) -> list[str]:
+        value = self.get(dotted)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.fail(dotted, "a non-empty list of names", value)
+        return value
+
+    def int_list(self, dotted: str) -> list[int]:
+        value = self.get(dotted)
+        ok = (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        )
+        if not ok or len(set(value)) != len(value):
+            raise self.fail(dotted, "a non-empty list of distinct integers", value)
+        return value

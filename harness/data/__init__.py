@@ -1,0 +1,1 @@
+"""Datasets: declarations, the canonical feature store, loading and batching."""

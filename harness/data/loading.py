@@ -1,0 +1,190 @@
+"""From a feature store to tensors in memory: loading, standardisation and batching.
+
+Shapes: N samples in a split, B in a batch, T_m padded length, D_m feature dimension of modality m.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.data.store import Manifest, SplitArrays, check_array, load_npz, read_manifest
+from harness.data.types import SPLITS, Batch, DataSpec, SplitData
+from harness.errors import DataError
+
+MIN_STD = 1e-8  # features whose std over the training split is below this are left unscaled
+
+
+def read_split_arrays(
+    directory: str | Path, split: str, manifest: Manifest | None = None
+) -> SplitArrays:
+    """Read `<split>.npz` as numpy arrays, checking keys, dtypes, shapes and lengths against the
+    manifest: features[m] (N, T_m, D_m) float32, lengths[m] (N,) int64, labels (N,), ids (N,)."""
+    directory = Path(directory)
+    manifest = manifest or read_manifest(directory)
+    if split not in manifest.splits:
+        raise DataError(f"split {split!r} unknown; expected one of {list(manifest.splits)}")
+    entry = manifest.splits[split]
+    path = directory / entry.file
+    stored = load_npz(path)
+    lengths_keys = [f"{m}_lengths" for m in manifest.modalities]
+    missing = [k for k in ["labels", "ids", *manifest.modalities, *lengths_keys] if k not in stored]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)}; re-run fetch")
+    check_array(str(path), "labels", stored["labels"], "float32", (entry.n,))
+    check_array(str(path), "ids", stored["ids"], "U", (entry.n,))
+    for m in manifest.modalities:
+        shape = (entry.n, manifest.max_lengths[m], manifest.feature_dims[m])
+        check_array(str(path), m, stored[m], "float32", shape)
+        lengths = stored[f"{m}_lengths"]
+        check_array(str(path), f"{m}_lengths", lengths, "int64", (entry.n,))
+        if entry.n and (lengths.min() < 1 or lengths.max() > shape[1]):
+            raise DataError(f"{path}: key '{m}_lengths' has values outside [1, {shape[1]}]")
+    return SplitArrays(
+        features={m: stored[m] for m in manifest.modalities},
+        lengths={m: stored[f"{m}_lengths"] for m in manifest.modalities},
+        labels=stored["labels"],
+        ids=stored["ids"],
+    )
+
+
+def load_split(
+    directory: str | Path,
+    split: str,
+    device: str | torch.device = "cpu",
+    manifest: Manifest | None = None,
+) -> SplitData:
+    """One split of a store as tensors on `device` (validated against the manifest)."""
+    arrays = read_split_arrays(directory, split, manifest)
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    return SplitData(
+        name=split,
+        features={m: tensor(x) for m, x in arrays.features.items()},
+        lengths={m: tensor(n) for m, n in arrays.lengths.items()},
+        labels=tensor(arrays.labels),
+        ids=arrays.ids.tolist(),
+    )
+
+
+def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(N, max_len) bool, True at real time steps t < lengths (N,)."""
+    steps = torch.arange(max_len, device=lengths.device)
+    return steps.unsqueeze(0) < lengths.unsqueeze(1)
+
+
+class Standardizer:
+    """Per-feature z-scoring with statistics from the real (unpadded) steps of the train split.
+
+    mean[m], std[m]: (D_m,) float32. Constant features (std < MIN_STD) get std 1.
+    """
+
+    def __init__(
+        self,
+        mean: dict[str, torch.Tensor] | None = None,
+        std: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        self.mean: dict[str, torch.Tensor] = dict(mean or {})
+        self.std: dict[str, torch.Tensor] = dict(std or {})
+
+    def fit(self, train: SplitData) -> Standardizer:
+        """Fit on features[m] (N, T_m, D_m) of the training split, ignoring padding."""
+        for m, x in train.features.items():
+            mask = padding_mask(train.lengths[m], x.shape[1]).unsqueeze(2)  # (N, T, 1)
+            count = mask.sum()
+            mean = torch.where(mask, x, 0.0).sum(dim=(0, 1), dtype=torch.float64) / count
+            centred = torch.where(mask, x - mean.to(x.dtype), 0.0)
+            var = centred.square().sum(dim=(0, 1), dtype=torch.float64) / count
+            std = var.sqrt()
+            std = torch.where(std < MIN_STD, torch.ones_like(std), std)
+            self.mean[m], self.std[m] = mean.float().cpu(), std.float().cpu()
+        return self
+
+    def transform(self, split: SplitData) -> SplitData:
+        """A new SplitData with (x - mean) / std at real steps and exact zeros at padding."""
+        missing = sorted(set(split.features) - set(self.mean))
+        if missing:
+            raise DataError(f"standardizer: no statistics for modality {missing}; fit on train")
+        features = {}
+        for m, x in split.features.items():
+            mask = padding_mask(split.lengths[m], x.shape[1]).unsqueeze(2)
+            scaled = (x - self.mean[m].to(x.device)) / self.std[m].to(x.device)
+            features[m] = torch.where(mask, scaled, torch.zeros((), dtype=x.dtype, device=x.device))
+        return SplitData(
+            name=split.name,
+            features=features,
+            lengths=dict(split.lengths),
+            labels=split.labels,
+            ids=list(split.ids),
+        )
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {
+            "mean": {m: t.clone() for m, t in self.mean.items()},
+            "std": {m: t.clone() for m, t in self.std.items()},
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, dict[str, torch.Tensor]]) -> Standardizer:
+        return cls(mean=state["mean"], std=state["std"])
+
+
+def load_dataset(
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    standardize: bool = True,
+    splits: Sequence[str] = SPLITS,
+) -> tuple[DataSpec, dict[str, SplitData]]:
+    """The named splits of a store (all by default; tuning passes ("train", "valid") so the test
+    split is never read); with `standardize`, z-scored with statistics of train only."""
+    manifest = read_manifest(directory)
+    if standardize and "train" not in splits:
+        raise DataError(f"splits: got {list(splits)}; standardising needs 'train' among them")
+    loaded = {name: load_split(directory, name, device, manifest) for name in splits}
+    if standardize:
+        scaler = Standardizer().fit(loaded["train"])
+        loaded = {name: scaler.transform(data) for name, data in loaded.items()}
+    return manifest.data_spec(), loaded
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """How many batches `iterate_batches` yields for n samples."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def take_batch(split: SplitData, index: torch.Tensor) -> Batch:
+    """Rows `index` (B,) of a split, each modality trimmed to the batch's longest real length."""
+    features, lengths = {}, {}
+    for m, x in split.features.items():
+        lengths[m] = split.lengths[m][index]
+        longest = int(lengths[m].max()) if index.numel() else 0
+        features[m] = x[:, :longest][index]
+    return Batch(features=features, lengths=lengths, labels=split.labels[index], index=index)
+
+
+def iterate_batches(
+    split: SplitData,
+    batch_size: int,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[Batch]:
+    """Batches of `split` in order, or in a permutation drawn from `generator` when shuffling.
+
+    Each index appears exactly once per pass (once at most with drop_last). The same generator
+    state gives the same batches.
+    """
+    n = len(split)
+    count = num_batches(n, batch_size, drop_last)
+    device = split.labels.device
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(device)
+    for start in range(0, count * batch_size, batch_size):
+        yield take_batch(split, order[start : start + batch_size])

@@ -1,0 +1,69 @@
+"""Typed containers for data in memory.
+
+Shapes use N = samples in a split, B = samples in a batch, T_m = padded length of modality m,
+D_m = feature dimension of modality m. Padding positions (t >= length) hold zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+DATASET_KINDS: tuple[str, ...] = ("mosi", "sims")  # MOSI/MOSEI metrics vs CH-SIMS metrics
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a method needs to know to build itself for a dataset."""
+
+    kind: str  # one of DATASET_KINDS
+    feature_dims: dict[str, int]  # modality -> D_m
+    max_lengths: dict[str, int]  # modality -> T_m (padded length)
+    label_range: tuple[float, float]  # (-3, 3) for mosi kind, (-1, 1) for sims kind
+    modalities: tuple[str, ...] = MODALITIES
+
+
+@dataclass
+class Batch:
+    """A mini-batch: features[m] (B, T_m', D_m) with T_m' <= T_m, lengths[m] (B,) int64,
+    labels (B,) float32, index (B,) int64 row numbers into the split."""
+
+    features: dict[str, torch.Tensor]
+    lengths: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    index: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.labels.shape[0])
+
+    def mask(self, modality: str) -> torch.Tensor:
+        """(B, T_m') bool, True at real (non-padding) time steps."""
+        steps = torch.arange(self.features[modality].shape[1], device=self.labels.device)
+        return steps.unsqueeze(0) < self.lengths[modality].unsqueeze(1)
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(
+            features={m: x.to(device) for m, x in self.features.items()},
+            lengths={m: n.to(device) for m, n in self.lengths.items()},
+            labels=self.labels.to(device),
+            index=self.index.to(device),
+        )
+
+
+@dataclass
+class SplitData:
+    """One split held in memory: features[m] (N, T_m, D_m) float32, lengths[m] (N,) int64,
+    labels (N,) float32, ids: N utterance ids."""
+
+    name: str
+    features: dict[str, torch.Tensor]
+    lengths: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])

@@ -1,0 +1,232 @@
+"""The field's regression metrics, computed exactly as MMSA's ``utils/metricsTop.py``.
+
+Two metric kinds exist: ``"mosi"`` (also used for MOSEI; scores in [-3, 3]) and ``"sims"``
+(CH-SIMS; scores in [-1, 1]). `compute_metrics` returns *fractions* (accuracies and F1 in 0..1);
+tables multiply the metrics whose `MetricInfo.percent` is true by 100.
+
+Where this module departs from MMSA, deliberately:
+
+- Values are not rounded (MMSA rounds MOSI metrics to 4 decimals); rounding is for display.
+- MAE and Pearson correlation are computed in float64 from the values as given (MMSA takes the
+  mean in float32).
+- Pearson correlation is undefined when the predictions or the truths are constant: we report
+  NaN without letting numpy's RuntimeWarning leak (MMSA returns NaN with a warning).
+- If every truth is exactly 0 (the non-0 subset is empty), ``acc2_non0`` and ``f1_non0`` are NaN
+  (MMSA crashes on the empty index array).
+- An F1 term whose precision is undefined (a class never predicted) counts as 0, as sklearn's
+  default does, but without its UndefinedMetricWarning.
+
+What follows MMSA to the bit: binary classes (has-0: ``x >= 0``; non-0: drop samples whose truth
+is exactly 0, then ``x > 0``), Acc-5/Acc-7 as ``round(clip(x))`` with numpy's half-to-even
+rounding, SIMS clipping of both arrays to [-1, 1] before every SIMS metric (MAE and Corr
+included), and SIMS class bins ``lower < x <= upper`` (the first bin includes -1).
+
+Class assignments (signs, rounding, bins) are made in float32 whatever the input dtype, because
+MMSA makes them on float32 tensors compared with Python floats, i.e. in float32. It matters: a
+SIMS label of 0.1 stored as float32 is 0.10000000149 in float64 and would fall above the 0.1
+edge; in float32 it sits on the edge and belongs to the lower bin, as in MMSA.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from harness.errors import UnknownNameError
+
+__all__ = [
+    "METRICS",
+    "MetricInfo",
+    "best_value",
+    "compute_metrics",
+    "is_better",
+    "metric_info",
+    "pearson",
+]
+
+METRICS: dict[str, tuple[str, ...]] = {
+    "mosi": ("acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7", "mae", "corr"),
+    "sims": ("acc2", "acc3", "acc5", "f1", "mae", "corr"),
+}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How a metric is read: its direction and whether tables show it in percent."""
+
+    name: str
+    higher_is_better: bool
+    percent: bool
+
+
+_INFO: dict[str, MetricInfo] = {
+    name: MetricInfo(name, higher_is_better=name != "mae", percent=name not in ("mae", "corr"))
+    for names in METRICS.values()
+    for name in names
+}
+
+# SIMS class edges, as MMSA writes them (class i: edges[i] < x <= edges[i + 1]).
+_SIMS_EDGES: dict[str, tuple[float, ...]] = {
+    "acc2": (-1.01, 0.0, 1.01),
+    "acc3": (-1.01, -0.1, 0.1, 1.01),
+    "acc5": (-1.01, -0.7, -0.1, 0.1, 0.7, 1.01),
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    """Direction and display of metric `name`; raises UnknownNameError for an unknown name."""
+    try:
+        return _INFO[name]
+    except KeyError:
+        valid = ", ".join(sorted(_INFO))
+        raise UnknownNameError(f"unknown metric {name!r}; valid names: {valid}") from None
+
+
+def is_better(name: str, a: float, b: float) -> bool:
+    """True if value `a` is strictly better than `b` for metric `name`. NaN is never better;
+    any number is better than NaN."""
+    higher = metric_info(name).higher_is_better
+    if math.isnan(a):
+        return False
+    if math.isnan(b):
+        return True
+    return a > b if higher else a < b
+
+
+def best_value(name: str, values: Iterable[float]) -> float:
+    """The best of `values` (any iterable of floats) for metric `name`, ignoring NaN;
+    NaN if there is no finite-or-infinite number among them."""
+    best = math.nan
+    for value in values:
+        if is_better(name, float(value), best):
+            best = float(value)
+    return best
+
+
+def compute_metrics(kind: str, predictions: np.ndarray, truths: np.ndarray) -> dict[str, float]:
+    """All metrics of `kind` ("mosi" or "sims") for `predictions` (N,) against `truths` (N,).
+
+    Returns ``{metric name: value}`` in the order of ``METRICS[kind]``; accuracies and F1 are
+    fractions in [0, 1]. Raises UnknownNameError for an unknown kind and ValueError for arrays
+    that are not 1-D, differ in length, are empty, or hold NaN/inf.
+    """
+    if kind not in METRICS:
+        valid = ", ".join(sorted(METRICS))
+        raise UnknownNameError(f"unknown metric kind {kind!r}; valid kinds: {valid}")
+    preds = _as_scores(predictions, "predictions")
+    labels = _as_scores(truths, "truths")
+    if preds.shape != labels.shape:
+        raise ValueError(
+            f"predictions and truths differ in length: {preds.shape[0]} vs {labels.shape[0]}"
+        )
+    if kind == "sims":
+        return _sims_metrics(preds, labels)
+    return _mosi_metrics(preds, labels)
+
+
+def _as_scores(values: np.ndarray, what: str) -> np.ndarray:
+    """`values` as a 1-D float64 array (N,), N >= 1, all finite; ValueError otherwise."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{what} must be 1-D (N,), got shape {array.shape}; use .reshape(-1)")
+    if array.size == 0:
+        raise ValueError(f"{what} is empty; need at least one sample")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise ValueError(f"{what} must be real, got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} holds {int(np.sum(~np.isfinite(array)))} NaN/inf value(s)")
+    return array
+
+
+def _as_float32(scores: np.ndarray, bound: float) -> np.ndarray:
+    """`scores` (N,) clipped to [-bound, bound] (so the cast cannot overflow), as float32."""
+    return np.clip(scores, -bound, bound).astype(np.float32)
+
+
+def _mosi_metrics(preds: np.ndarray, truths: np.ndarray) -> dict[str, float]:
+    """MOSI/MOSEI metrics for float64 `preds` (N,) and `truths` (N,) (scores in [-3, 3])."""
+    pred32, truth32 = _as_float32(preds, 4.0), _as_float32(truths, 4.0)
+    non_zero = truth32 != 0
+    if np.any(non_zero):
+        acc2_non0, f1_non0 = _binary_acc_f1(pred32[non_zero] > 0, truth32[non_zero] > 0)
+    else:
+        acc2_non0 = f1_non0 = math.nan
+    acc2_has0, f1_has0 = _binary_acc_f1(pred32 >= 0, truth32 >= 0)
+    return {
+        "acc2_has0": acc2_has0,
+        "f1_has0": f1_has0,
+        "acc2_non0": acc2_non0,
+        "f1_non0": f1_non0,
+        "acc5": _rounded_accuracy(pred32, truth32, 2.0),
+        "acc7": _rounded_accuracy(pred32, truth32, 3.0),
+        "mae": _mae(preds, truths),
+        "corr": pearson(preds, truths),
+    }
+
+
+def _sims_metrics(preds: np.ndarray, truths: np.ndarray) -> dict[str, float]:
+    """CH-SIMS metrics for float64 `preds` (N,) and `truths` (N,), both clipped to [-1, 1]."""
+    preds = np.clip(preds, -1.0, 1.0)
+    truths = np.clip(truths, -1.0, 1.0)
+    pred32, truth32 = _as_float32(preds, 1.0), _as_float32(truths, 1.0)
+    classes = {
+        name: (_sims_classes(pred32, edges), _sims_classes(truth32, edges))
+        for name, edges in _SIMS_EDGES.items()
+    }
+    pred2, truth2 = classes["acc2"]
+    return {
+        "acc2": float(np.mean(pred2 == truth2)),
+        "acc3": float(np.mean(classes["acc3"][0] == classes["acc3"][1])),
+        "acc5": float(np.mean(classes["acc5"][0] == classes["acc5"][1])),
+        "f1": _weighted_f1(truth2, pred2),
+        "mae": _mae(preds, truths),
+        "corr": pearson(preds, truths),
+    }
+
+
+def _sims_classes(scores: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+    """Class index (N,) of each score (N,): i where edges[i] < x <= edges[i+1], with the
+    edges cast to the scores' dtype (float32 here, as in MMSA)."""
+    typed_edges = np.asarray(edges, dtype=scores.dtype)
+    # searchsorted(side="left") returns the first i with edges[i] >= x, i.e. x <= edges[i].
+    return np.searchsorted(typed_edges, scores, side="left") - 1
+
+
+def _binary_acc_f1(pred_pos: np.ndarray, truth_pos: np.ndarray) -> tuple[float, float]:
+    """Accuracy and weighted F1 of boolean predictions (N,) against boolean truths (N,)."""
+    return float(np.mean(pred_pos == truth_pos)), _weighted_f1(truth_pos, pred_pos)
+
+
+def _weighted_f1(truth_classes: np.ndarray, pred_classes: np.ndarray) -> float:
+    """sklearn's support-weighted F1 over the classes present in either array (N,)."""
+    return float(f1_score(truth_classes, pred_classes, average="weighted", zero_division=0))
+
+
+def _rounded_accuracy(preds: np.ndarray, truths: np.ndarray, bound: float) -> float:
+    """Share of samples (N,) whose round(clip(x, -bound, bound)) agree (half to even)."""
+    pred_class = np.round(np.clip(preds, -bound, bound))
+    truth_class = np.round(np.clip(truths, -bound, bound))
+    return float(np.mean(pred_class == truth_class))
+
+
+def _mae(preds: np.ndarray, truths: np.ndarray) -> float:
+    """Mean absolute error of float64 `preds` (N,) against `truths` (N,)."""
+    return float(np.mean(np.abs(preds - truths)))
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of `x` (N,) and `y` (N,) via np.corrcoef, in float64; NaN (and no
+    warning) when either array is constant, where the correlation is undefined."""
+    x64 = np.asarray(x, dtype=np.float64)
+    y64 = np.asarray(y, dtype=np.float64)
+    if x64.size < 2 or np.ptp(x64) == 0 or np.ptp(y64) == 0:
+        return math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.corrcoef(x64, y64)[0, 1])

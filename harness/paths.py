@@ -1,0 +1,51 @@
+"""Where every stage reads and writes, relative to the project root (the working directory).
+dvc.yaml spells the same paths; tests/test_dvc_layout.py checks that the two agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FEATURES = Path("features")
+RESULTS = Path("results")
+DATASETS = Path("datasets")  # user-provided raw feature files, tracked by datasets.dvc
+
+
+def feature_store(dataset: str) -> Path:
+    return FEATURES / dataset
+
+
+def tuning_dir(dataset: str, method: str) -> Path:
+    return RESULTS / "tuning" / dataset / method
+
+
+def best_params_file(dataset: str, method: str) -> Path:
+    return tuning_dir(dataset, method) / "best_params.json"
+
+
+def study_storage(dataset: str, method: str) -> Path:
+    """Optuna journal file; a persistent DVC output so an interrupted study resumes."""
+    return RESULTS / "studies" / dataset / f"{method}.journal"
+
+
+def runs_dir(dataset: str, method: str) -> Path:
+    return RESULTS / "runs" / dataset / method
+
+
+def run_record(dataset: str, method: str, seed: int) -> Path:
+    return runs_dir(dataset, method) / f"seed-{seed}.json"
+
+
+def run_predictions(dataset: str, method: str, seed: int) -> Path:
+    return runs_dir(dataset, method) / f"seed-{seed}-test-predictions.csv"
+
+
+def all_runs() -> Path:
+    return RESULTS / "runs"
+
+
+def tables_dir() -> Path:
+    return RESULTS / "tables"
+
+
+def metrics_file() -> Path:
+    return RESULTS / "metrics.json"

@@ -1,0 +1,233 @@
+"""The four stages (fetch, tune, train, compare) as functions; the CLI and dvc.yaml call them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from harness import paths, training
+from harness.config import Params
+from harness.data.loading import load_dataset
+from harness.data.sources import fetch_dataset
+from harness.data.store import read_manifest
+from harness.errors import DataError
+from harness.io_utils import atomic_directory, sha256_json
+from harness.provenance import git_commit, package_versions
+from harness.records import RunResult, load_records
+from harness.reporting import write_comparison
+from harness.tracking import Tracker, log_epoch, log_final, log_json_artifact, log_params
+from harness.training import LoopConfig, RunContext
+from harness.tuning import TuningJob, run_study, write_best_params
+from methods import METHODS
+
+log = logging.getLogger("msabench")
+
+
+def fetch(params: Params, dataset: str, source_path: Path | None = None) -> Path:
+    """Build the canonical feature store of `dataset` under features/<dataset>/."""
+    config = params.dataset(dataset)
+    target = paths.feature_store(dataset)
+    fetch_dataset(config, target, source_path=source_path)
+    manifest = read_manifest(target)
+    log.info("fetched %s: %s (data hash %s)", dataset, _sizes(manifest), manifest.data_hash[:12])
+    return target
+
+
+def tune(params: Params, dataset: str, method: str) -> Path:
+    """Tune `method` on `dataset` (train + validation splits only); write best_params.json."""
+    method_cls = METHODS.get(method)
+    config = params.dataset(dataset)
+    store = paths.feature_store(dataset)
+    spec, splits = load_dataset(store, splits=("train", "valid"))  # the test split is not read
+    job = TuningJob(
+        dataset=dataset,
+        method_cls=method_cls,
+        method_config=params.method(method),
+        spec=spec,
+        data_hash=read_manifest(store).data_hash,
+        train=splits["train"],
+        valid=splits["valid"],
+        params=params,
+    )
+    _check_kind(config.kind, spec.kind, dataset)
+    result = run_study(job, paths.study_storage(dataset, method), Tracker(params.tracking_uri))
+    target = paths.best_params_file(dataset, method)
+    write_best_params(target, job, result)
+    log.info(
+        "tuned %s on %s: best valid %s = %.4f (%d complete, %d pruned)",
+        method,
+        dataset,
+        params.train.select_metric,
+        result.best_value,
+        result.n_complete,
+        result.n_pruned,
+    )
+    return target
+
+
+def train(params: Params, dataset: str, method: str) -> Path:
+    """Train `method` on `dataset` once per seed with the tuned hyperparameters; write one
+    RunResult record and the test predictions per seed (the directory is replaced atomically)."""
+    method_cls = METHODS.get(method)
+    method_config = params.method(method)
+    best = _read_best_params(dataset, method)
+    store = paths.feature_store(dataset)
+    spec, splits = load_dataset(store)
+    _check_kind(params.dataset(dataset).kind, spec.kind, dataset)
+    hparams = method_cls.resolve_hparams(
+        spec.kind, method_config.hparams, best["params"], where=f"methods.{method}.hparams"
+    )
+    loop = LoopConfig(
+        max_epochs=params.train.max_epochs,
+        patience=params.train.patience,
+        select_metric=params.train.select_metric,
+        device=params.device,
+    )
+    data_hash = read_manifest(store).data_hash
+    resolved = {
+        "dataset": dataset,
+        "method": method,
+        "hparams": asdict(hparams),
+        "loop": asdict(loop),
+        "data_hash": data_hash,
+    }
+    tracker = Tracker(params.tracking_uri)
+    target = paths.runs_dir(dataset, method)
+    with atomic_directory(target) as tmp:
+        for seed in params.seeds:
+            record, predictions = _train_one_seed(
+                method_cls, hparams, spec, splits, loop, seed, resolved, tracker
+            )
+            record.save(tmp / paths.run_record(dataset, method, seed).name)
+            (tmp / paths.run_predictions(dataset, method, seed).name).write_text(predictions)
+            log.info("%s/%s seed %d: test %s", method, dataset, seed, _short(record.metrics))
+    return target
+
+
+def _train_one_seed(method_cls, hparams, spec, splits, loop, seed, resolved, tracker):
+    dataset, method = resolved["dataset"], resolved["method"]
+    config_hash = sha256_json(resolved)
+    tags = {
+        "msabench.dataset": dataset,
+        "msabench.method": method,
+        "msabench.seed": seed,
+        "msabench.stage": "train",
+        "msabench.config_hash": config_hash,
+        "msabench.data_hash": resolved["data_hash"],
+        "msabench.git_commit": git_commit(),
+        "mlflow.source.git.commit": git_commit(),
+    }
+    key = f"train/{dataset}/{method}/seed-{seed}"
+    with tracker.run(dataset, key, f"{method}-seed{seed}", tags):
+        log_params(resolved["hparams"])
+        started = time.perf_counter()
+        model = training.build_model(method_cls, hparams, spec, seed)
+        context = RunContext(dataset, method, seed)
+        outcome = training.fit(
+            model, splits["train"], splits["valid"], loop, context, seed, [log_epoch]
+        )
+        device = training.resolve_device(loop.device)
+        test_metrics, predictions = training.evaluate(
+            outcome.model, splits["test"], loop.eval_batch_size, device
+        )
+        record = RunResult(
+            method=method,
+            dataset=dataset,
+            seed=seed,
+            split="test",
+            metrics=test_metrics,
+            valid_metrics=outcome.best_valid,
+            hparams=resolved["hparams"],
+            config_hash=config_hash,
+            data_hash=resolved["data_hash"],
+            git_commit=git_commit(),
+            package_versions=package_versions(),
+            wall_time_s=time.perf_counter() - started,
+            best_epoch=outcome.best_epoch,
+            epochs_run=outcome.epochs_run,
+            device=str(device),
+        )
+        log_final(test_metrics, prefix="test_")
+        log_final(outcome.best_valid, prefix="best_valid_")
+        log_final({"best_epoch": outcome.best_epoch, "wall_time_s": record.wall_time_s}, "")
+        csv_text = _predictions_csv(splits["test"].ids, predictions, splits["test"].labels)
+        log_json_artifact(record.to_dict(), "record.json")
+        log_json_artifact(resolved, "config.json")
+        import mlflow
+
+        mlflow.log_text(csv_text, "test_predictions.csv")
+    return record, csv_text
+
+
+def compare(params: Params) -> dict:
+    """Tables for every benchmark dataset from the run records; returns the metrics dict."""
+    records = [
+        r
+        for r in load_records(paths.all_runs())
+        if r.dataset in params.benchmark_datasets and r.method in params.benchmark_methods
+    ]
+    _check_complete(records, params)
+    kinds = {name: params.dataset(name).kind for name in params.benchmark_datasets}
+    return write_comparison(records, kinds, paths.RESULTS, alpha=params.alpha)
+
+
+def _check_complete(records: list[RunResult], params: Params) -> None:
+    have = {(r.dataset, r.method, r.seed) for r in records}
+    missing = [
+        f"{d}/{m}/seed {s}"
+        for d in params.benchmark_datasets
+        for m in params.benchmark_methods
+        for s in params.seeds
+        if (d, m, s) not in have
+    ]
+    if missing:
+        raise DataError(
+            f"{paths.all_runs()}: no run record for {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}; run `msabench train` for them first"
+        )
+
+
+def _read_best_params(dataset: str, method: str) -> dict:
+    import json
+
+    path = paths.best_params_file(dataset, method)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: not found; run `msabench tune {dataset} {method}` first"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(payload.get("params"), dict):
+        raise DataError(f"{path}: expected a 'params' mapping of tuned hyperparameters")
+    return payload
+
+
+def _check_kind(declared: str, stored: str, dataset: str) -> None:
+    if declared != stored:
+        raise DataError(
+            f"features/{dataset}: stored kind '{stored}' differs from params.yaml "
+            f"datasets.{dataset}.kind '{declared}'; run `msabench fetch {dataset}` again"
+        )
+
+
+def _predictions_csv(ids, predictions, labels) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "prediction", "label"])
+    for sample_id, prediction, label in zip(ids, predictions, labels.tolist(), strict=True):
+        writer.writerow([sample_id, repr(float(prediction)), repr(float(label))])
+    return buffer.getvalue()
+
+
+def _sizes(manifest) -> str:
+    return ", ".join(f"{name} {info.n}" for name, info in manifest.splits.items())
+
+
+def _short(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in metrics.items())

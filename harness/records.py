@@ -1,0 +1,58 @@
+"""Typed result records. Every table is computed from these; per-seed values are kept."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+from harness.io_utils import write_json_atomic
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One trained model (method x dataset x seed), evaluated once on the test split."""
+
+    method: str
+    dataset: str
+    seed: int
+    split: str  # the split the metrics are computed on ("test")
+    metrics: dict[str, float]  # metric name -> value on `split`
+    valid_metrics: dict[str, float]  # metrics on the validation split at the selected epoch
+    hparams: dict[str, Any]  # resolved hyperparameters
+    config_hash: str  # sha256 of the resolved training configuration
+    data_hash: str  # the feature store's data hash
+    git_commit: str
+    package_versions: dict[str, str]
+    wall_time_s: float
+    best_epoch: int
+    epochs_run: int
+    device: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> RunResult:
+        return cls(**payload)
+
+    def save(self, path: str | Path) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        try:
+            payload = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls.from_dict(payload)
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise DataError(f"{path}: not a valid run record ({exc})") from exc
+
+
+def load_records(directory: str | Path) -> list[RunResult]:
+    """All run records (`*.json` named seed-*.json) below `directory`, sorted by
+    (dataset, method, seed)."""
+    records = [RunResult.load(p) for p in sorted(Path(directory).rglob("seed-*.json"))]
+    return sorted(records, key=lambda r: (r.dataset, r.method, r.seed))

@@ -1,0 +1,217 @@
+"""The one training loop: every method trains, early-stops and evaluates through `fit`.
+
+Deterministic on CPU under a seed: the model is built, batches are shuffled and dropout is drawn
+from generators seeded from that seed, and torch's deterministic algorithms are switched on.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.data.loading import iterate_batches, num_batches
+from harness.data.types import DataSpec, SplitData
+from harness.errors import NonFiniteLossError
+from harness.metrics import compute_metrics, is_better
+from methods.base import MsaMethod, OptimHparams
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How long and on what to train; early stopping watches `select_metric` on validation."""
+
+    max_epochs: int = 30
+    patience: int = 5
+    select_metric: str = "mae"
+    device: str = "auto"
+    eval_batch_size: int = 256
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who is training (for error messages and logs)."""
+
+    dataset: str
+    method: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch: mean train loss terms (with 'total' and extra-step values) and validation
+    metrics."""
+
+    epoch: int
+    train: dict[str, float]
+    valid: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class FitOutcome:
+    model: MsaMethod  # with the best epoch's weights restored
+    best_epoch: int
+    best_valid: dict[str, float]
+    history: list[EpochLog] = field(default_factory=list)
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+
+EpochCallback = Callable[[EpochLog], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch, and ask torch for deterministic kernels."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def build_model(
+    method_cls: type[MsaMethod], hparams: OptimHparams, spec: DataSpec, seed: int
+) -> MsaMethod:
+    seed_everything(seed)
+    return method_cls(hparams, spec)
+
+
+def fit(
+    model: MsaMethod,
+    train: SplitData,
+    valid: SplitData,
+    config: LoopConfig,
+    context: RunContext,
+    seed: int,
+    callbacks: Sequence[EpochCallback] = (),
+) -> FitOutcome:
+    """Train with early stopping on validation `config.select_metric`; restore the best weights."""
+    device = resolve_device(config.device)
+    model.to(device)
+    optimizer = _make_optimizer(model)
+    shuffle = torch.Generator().manual_seed(seed)
+    best_state, best_epoch, best_valid = None, 0, {}
+    history: list[EpochLog] = []
+    for epoch in range(1, config.max_epochs + 1):
+        started = time.perf_counter()
+        train_losses = _train_epoch(
+            model, optimizer, train, shuffle, device, config, context, epoch
+        )
+        valid_metrics = evaluate(model, valid, config.eval_batch_size, device)[0]
+        log = EpochLog(epoch, train_losses, valid_metrics, time.perf_counter() - started)
+        history.append(log)
+        score = valid_metrics[config.select_metric]
+        if best_state is None or is_better(
+            config.select_metric, score, best_valid.get(config.select_metric, math.nan)
+        ):
+            best_state, best_epoch, best_valid = (
+                copy.deepcopy(model.state_dict()),
+                epoch,
+                valid_metrics,
+            )
+        for callback in callbacks:
+            callback(log)
+        if epoch - best_epoch >= config.patience:
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    return FitOutcome(model, best_epoch, best_valid, history)
+
+
+def _make_optimizer(model: MsaMethod) -> torch.optim.Optimizer:
+    hp = model.hparams
+    return torch.optim.Adam(
+        model.parameter_groups(), lr=hp.learning_rate, weight_decay=hp.weight_decay
+    )
+
+
+def _train_epoch(
+    model: MsaMethod,
+    optimizer: torch.optim.Optimizer,
+    split: SplitData,
+    shuffle: torch.Generator,
+    device: torch.device,
+    config: LoopConfig,
+    context: RunContext,
+    epoch: int,
+) -> dict[str, float]:
+    """One pass over the training split; returns the mean of each named term over batches."""
+    model.train()
+    sums: dict[str, float] = {}
+    batch_size = model.hparams.batch_size
+    # a last batch of a single sample is dropped: batch normalisation cannot train on it
+    drop_last = len(split) % batch_size == 1 and len(split) > 1
+    total = num_batches(len(split), batch_size, drop_last)
+    batches = iterate_batches(split, batch_size, True, shuffle, drop_last)
+    desc = f"{context.method}/{context.dataset} seed {context.seed} epoch {epoch}"
+    for batch in tqdm(
+        batches, total=total, desc=desc, leave=False, disable=None if config.progress else True
+    ):
+        batch = batch.to(device)
+        values = dict(model.extra_step(batch))
+        terms = model.loss_terms(batch, model(batch))
+        loss = torch.stack(list(terms.values())).sum()
+        _check_finite(loss, terms, context, epoch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if model.hparams.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), model.hparams.grad_clip)
+        optimizer.step()
+        values.update({name: float(term.detach()) for name, term in terms.items()})
+        values["total"] = float(loss.detach())
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + value
+    return {name: value / total for name, value in sums.items()}
+
+
+def _check_finite(
+    loss: torch.Tensor, terms: dict[str, torch.Tensor], context: RunContext, epoch: int
+) -> None:
+    if torch.isfinite(loss):
+        return
+    bad = [name for name, term in terms.items() if not torch.isfinite(term)]
+    raise NonFiniteLossError(
+        f"non-finite loss ({float(loss.detach())}) in dataset '{context.dataset}', method "
+        f"'{context.method}', seed {context.seed}, epoch {epoch} (terms: {', '.join(bad)})"
+    )
+
+
+@torch.no_grad()
+def predict(
+    model: MsaMethod, split: SplitData, batch_size: int, device: torch.device | str
+) -> np.ndarray:
+    """Predicted scores for every sample of the split in order: (N,) float64."""
+    model.eval()
+    outputs = [
+        model(batch.to(device))["prediction"].detach().cpu()
+        for batch in iterate_batches(split, batch_size, shuffle=False, generator=None)
+    ]
+    return torch.cat(outputs).double().numpy()
+
+
+def evaluate(
+    model: MsaMethod, split: SplitData, batch_size: int, device: torch.device | str
+) -> tuple[dict[str, float], np.ndarray]:
+    """(metrics of the dataset's kind, predictions (N,)) on `split`."""
+    predictions = predict(model, split, batch_size, device)
+    truths = split.labels.detach().cpu().double().numpy()
+    return compute_metrics(model.spec.kind, predictions, truths), predictions

@@ -1,0 +1,193 @@
+"""Hyperparameter tuning with Optuna, on the validation split only.
+
+One study per (dataset, method), stored in an Optuna journal file so an interrupted study resumes
+where it stopped. The study name carries a hash of everything that defines the search (data, fixed
+hyperparameters, search space, budget, method code), so changing any of it starts a new study in
+the same file instead of mixing incompatible trials. Each trial is a nested MLflow run under a
+parent run per study; a median pruner reads per-epoch validation scores.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from harness import training
+from harness.config import MethodConfig, Params
+from harness.data.types import DataSpec, SplitData
+from harness.errors import NonFiniteLossError
+from harness.io_utils import sha256_json, write_json_atomic
+from harness.metrics import metric_info
+from harness.provenance import git_commit, source_hash
+from harness.tracking import Tracker, log_epoch, log_final, log_params
+from harness.training import EpochLog, LoopConfig, RunContext
+from methods.base import MsaMethod
+from methods.search_space import SearchSpace, describe, override_space, suggest_all
+
+DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    study_name: str
+    best_value: float
+    best_params: dict[str, Any]
+    n_complete: int
+    n_pruned: int
+
+
+@dataclass(frozen=True)
+class TuningJob:
+    """Everything one study needs."""
+
+    dataset: str
+    method_cls: type[MsaMethod]
+    method_config: MethodConfig
+    spec: DataSpec
+    data_hash: str
+    train: SplitData
+    valid: SplitData
+    params: Params
+
+    @property
+    def space(self) -> SearchSpace:
+        where = f"methods.{self.method_cls.name}.search_space"
+        return override_space(self.method_cls.SEARCH_SPACE, self.method_config.search_space, where)
+
+    @property
+    def loop(self) -> LoopConfig:
+        tune = self.params.tune
+        return LoopConfig(
+            max_epochs=tune.max_epochs,
+            patience=tune.patience,
+            select_metric=self.params.train.select_metric,
+            device=self.params.device,
+            progress=False,
+        )
+
+    def study_name(self) -> str:
+        identity = {
+            "dataset": self.dataset,
+            "data_hash": self.data_hash,
+            "method": self.method_cls.name,
+            "fixed": dict(self.method_config.hparams),
+            "space": describe(self.space),
+            "tune": asdict(self.params.tune),
+            "select_metric": self.params.train.select_metric,
+            "code": source_hash(sys.modules[self.method_cls.__module__], training),
+        }
+        return f"{self.dataset}.{self.method_cls.name}.{sha256_json(identity)[:12]}"
+
+
+def run_study(job: TuningJob, storage_path: Path, tracker: Tracker) -> TuneResult:
+    """Run (or resume) the study until it holds `tune.n_trials` finished trials."""
+    storage_path.parent.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(storage_path)))
+    name = job.study_name()
+    direction = (
+        "maximize" if metric_info(job.params.train.select_metric).higher_is_better else "minimize"
+    )
+    probe = optuna.create_study(
+        study_name=name, storage=storage, load_if_exists=True, direction=direction
+    )
+    done = len(probe.get_trials(deepcopy=False, states=DONE_STATES))
+    tune = job.params.tune
+    study = optuna.load_study(
+        study_name=name,
+        storage=storage,
+        # offset the seed by the trials already done so a resumed study does not repeat them
+        sampler=optuna.samplers.TPESampler(seed=tune.sampler_seed + done),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=tune.pruner_warmup_steps
+        ),
+    )
+    tags = {
+        "msabench.dataset": job.dataset,
+        "msabench.method": job.method_cls.name,
+        "msabench.stage": "tune",
+        "msabench.study": name,
+        "msabench.data_hash": job.data_hash,
+        "mlflow.source.git.commit": git_commit(),
+    }
+    with tracker.run(job.dataset, f"tune/{name}", f"tune-{job.method_cls.name}", tags, resume=True):
+        remaining = tune.n_trials - done
+        if remaining > 0:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            study.optimize(
+                lambda trial: _objective(job, trial, tracker, tags),
+                n_trials=remaining,
+                catch=(NonFiniteLossError,),  # a diverging configuration fails only its trial
+            )
+        result = _result(study)
+        log_final({"best_value": result.best_value}, prefix="study_")
+    return result
+
+
+def _objective(
+    job: TuningJob, trial: optuna.Trial, tracker: Tracker, tags: dict[str, str]
+) -> float:
+    sampled = suggest_all(trial, job.space)
+    name = job.method_cls.name
+    hparams = job.method_cls.resolve_hparams(
+        job.spec.kind, job.method_config.hparams, sampled, where=f"methods.{name}.hparams"
+    )
+    seed = job.params.tune.sampler_seed
+    key = f"tune/{job.study_name()}/trial-{trial.number}"
+    trial_tags = {**tags, "msabench.trial": trial.number, "msabench.seed": seed}
+    with tracker.run(job.dataset, key, f"trial-{trial.number}", trial_tags, nested=True):
+        log_params(asdict(hparams))
+        model = training.build_model(job.method_cls, hparams, job.spec, seed)
+        context = RunContext(job.dataset, name, seed)
+
+        def report(log: EpochLog) -> None:
+            log_epoch(log)
+            trial.report(log.valid[job.loop.select_metric], step=log.epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {log.epoch}")
+
+        try:
+            outcome = training.fit(model, job.train, job.valid, job.loop, context, seed, [report])
+        except optuna.TrialPruned:
+            import mlflow
+
+            mlflow.set_tag("msabench.trial_state", "PRUNED")
+            raise
+        log_final(outcome.best_valid, prefix="best_valid_")
+        return outcome.best_valid[job.loop.select_metric]
+
+
+def _result(study: optuna.Study) -> TuneResult:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    if not complete:
+        raise RuntimeError(f"study {study.study_name}: no trial completed (all pruned or failed)")
+    best = study.best_trial
+    return TuneResult(
+        study.study_name, float(best.value), dict(best.params), len(complete), len(pruned)
+    )
+
+
+def write_best_params(path: Path, job: TuningJob, result: TuneResult) -> None:
+    """The file the train stage depends on."""
+    write_json_atomic(
+        path,
+        {
+            "dataset": job.dataset,
+            "method": job.method_cls.name,
+            "study_name": result.study_name,
+            "select_metric": job.params.train.select_metric,
+            "best_value": result.best_value,
+            "params": result.best_params,
+            "n_complete": result.n_complete,
+            "n_pruned": result.n_pruned,
+            "fixed_hparams": dict(job.method_config.hparams),
+            "search_space": describe(job.space),
+        },
+    )

@@ -1,0 +1,69 @@
+"""Sequence encoders and pooling shared by methods.
+
+B = batch, T = time steps (padded), D = feature dimension, H = hidden size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real time steps: x (B, T, D), mask (B, T) bool -> (B, D)."""
+    weights = mask.unsqueeze(-1).to(x.dtype)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class SubNet(nn.Module):
+    """TFN's pre-fusion subnetwork: BatchNorm -> dropout -> 3 x (Linear, ReLU). (B, D) -> (B, H)."""
+
+    def __init__(self, in_size: int, hidden_size: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(in_size)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.Sequential(
+            nn.Linear(in_size, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, hidden_size),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.dropout(self.norm(x)))
+
+
+class TextSubNet(nn.Module):
+    """TFN's text subnetwork: an LSTM over the real steps, its last hidden state, dropout and a
+    linear projection. x (B, T, D), lengths (B,) -> (B, out_size)."""
+
+    def __init__(self, in_size: int, hidden_size: int, out_size: int, dropout: float) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(in_size, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(hidden_size, out_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(
+            x, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, (hidden, _) = self.rnn(packed)
+        return self.project(self.dropout(hidden[-1]))
+
+
+class BoundedRegressionHead(nn.Module):
+    """Maps (B, H) to scores (B,) squashed into the label range [low, high] by a sigmoid,
+    as TFN does (output * range + shift)."""
+
+    def __init__(self, in_size: int, label_range: tuple[float, float]) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_size, 1)
+        low, high = label_range
+        self.register_buffer("low", torch.tensor(float(low)), persistent=False)
+        self.register_buffer("span", torch.tensor(float(high - low)), persistent=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.linear(h)).squeeze(-1) * self.span + self.low

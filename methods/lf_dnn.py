@@ -1,0 +1,79 @@
+"""LF-DNN: late fusion with per-modality DNN encoders (MMSA's LF_DNN).
+
+Reference: Williams et al., "Recognizing Emotions in Video Using Multimodal DNN Feature Fusion"
+(ACL 2018 Challenge-HML) as re-implemented in MMSA (Yu et al., 2021). Audio and vision are mean
+pooled over their real time steps and encoded by a SubNet; text goes through an LSTM (TextSubNet);
+the three vectors are concatenated and a post-fusion MLP predicts the score. Loss: L1 on y.
+
+Departures: sequences of any length with padding masks (MMSA assumes aligned lengths); the output
+is squashed into the label range as in TFN so the two baselines differ only in their fusion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from harness.data.types import Batch, DataSpec
+from methods.base import MsaMethod, OptimHparams, register_method
+from methods.common.encoders import BoundedRegressionHead, SubNet, TextSubNet, masked_mean
+from methods.common.losses import task_loss
+from methods.search_space import Choice, FloatRange
+
+
+@dataclass(frozen=True)
+class LFDNNHparams(OptimHparams):
+    audio_hidden: int = 16
+    vision_hidden: int = 16
+    text_hidden: int = 64
+    text_out: int = 32
+    post_fusion_dim: int = 64
+    dropout: float = 0.2
+    post_fusion_dropout: float = 0.2
+    task_loss: str = "l1"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+
+
+@register_method("lf_dnn")
+class LFDNN(MsaMethod):
+    """Late fusion DNN. Outputs: prediction (B,), fused (B, H_a + H_v + text_out)."""
+
+    Hparams = LFDNNHparams
+    KIND_DEFAULTS = {"mosi": {}, "sims": {"learning_rate": 2e-3}}
+    SEARCH_SPACE = {
+        "learning_rate": FloatRange(3e-4, 3e-3, log=True),
+        "dropout": FloatRange(0.0, 0.5),
+        "post_fusion_dim": Choice((32, 64, 128)),
+        "weight_decay": FloatRange(1e-6, 1e-2, log=True),
+    }
+
+    def __init__(self, hparams: LFDNNHparams, spec: DataSpec) -> None:
+        super().__init__(hparams, spec)
+        dims = spec.feature_dims
+        self.audio_subnet = SubNet(dims["audio"], hparams.audio_hidden, hparams.dropout)
+        self.vision_subnet = SubNet(dims["vision"], hparams.vision_hidden, hparams.dropout)
+        self.text_subnet = TextSubNet(
+            dims["text"], hparams.text_hidden, hparams.text_out, hparams.dropout
+        )
+        fused = hparams.audio_hidden + hparams.vision_hidden + hparams.text_out
+        self.post_fusion = nn.Sequential(
+            nn.Dropout(hparams.post_fusion_dropout),
+            nn.Linear(fused, hparams.post_fusion_dim),
+            nn.ReLU(),
+            nn.Linear(hparams.post_fusion_dim, hparams.post_fusion_dim),
+            nn.ReLU(),
+        )
+        self.head = BoundedRegressionHead(hparams.post_fusion_dim, spec.label_range)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        audio = self.audio_subnet(masked_mean(batch.features["audio"], batch.mask("audio")))
+        vision = self.vision_subnet(masked_mean(batch.features["vision"], batch.mask("vision")))
+        text = self.text_subnet(batch.features["text"], batch.lengths["text"])
+        fused = torch.cat([audio, vision, text], dim=-1)
+        return {"prediction": self.head(self.post_fusion(fused)), "fused": fused}
+
+    def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"task": task_loss(self.hparams.task_loss, outputs["prediction"], batch.labels)}

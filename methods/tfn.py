@@ -1,0 +1,98 @@
+"""TFN: Tensor Fusion Network (Zadeh et al., EMNLP 2017), following MMSA's implementation.
+
+Audio and vision are mean pooled over their real time steps and encoded by SubNets; text is encoded
+by an LSTM (TextSubNet). Each vector is extended with a constant 1 and the three are combined by an
+outer product [h_a; 1] x [h_v; 1] x [h_t; 1] (so uni-, bi- and tri-modal interactions are all
+present), flattened, and passed through a post-fusion MLP; the output is squashed into the label
+range (sigmoid * range + shift, as in TFN). Loss: L1 on y (MMSA's regression trainer).
+
+MMSA defaults (MOSI): hidden (a, v, t) 128/32/128, text_out 32, post_fusion 64, dropouts
+0.3/0.3/0.3/0.5, batch 32, lr 1e-3. Departure: pre-extracted text features rather than BERT
+fine-tuning; sequences of any length with padding masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from harness.data.types import Batch, DataSpec
+from methods.base import MsaMethod, OptimHparams, register_method
+from methods.common.encoders import BoundedRegressionHead, SubNet, TextSubNet, masked_mean
+from methods.common.losses import task_loss
+from methods.search_space import Choice, FloatRange
+
+
+@dataclass(frozen=True)
+class TFNHparams(OptimHparams):
+    audio_hidden: int = 128
+    vision_hidden: int = 32
+    text_hidden: int = 128
+    text_out: int = 32
+    post_fusion_dim: int = 64
+    audio_dropout: float = 0.3
+    vision_dropout: float = 0.3
+    text_dropout: float = 0.3
+    post_fusion_dropout: float = 0.5
+    task_loss: str = "l1"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+
+
+def tensor_fusion(vectors: list[torch.Tensor]) -> torch.Tensor:
+    """Outer product of [v; 1] over the list: each (B, H_i) -> (B, prod_i (H_i + 1))."""
+    fused = None
+    for vector in vectors:
+        ones = vector.new_ones(vector.shape[0], 1)
+        extended = torch.cat([ones, vector], dim=-1)
+        if fused is None:
+            fused = extended
+        else:
+            fused = torch.bmm(fused.unsqueeze(2), extended.unsqueeze(1)).flatten(start_dim=1)
+    assert fused is not None
+    return fused
+
+
+@register_method("tfn")
+class TFN(MsaMethod):
+    """Tensor Fusion Network. Outputs: prediction (B,), fused (B, (H_a+1)(H_v+1)(text_out+1))."""
+
+    Hparams = TFNHparams
+    KIND_DEFAULTS = {"mosi": {}, "sims": {}}
+    SEARCH_SPACE = {
+        "learning_rate": FloatRange(3e-4, 3e-3, log=True),
+        "post_fusion_dropout": FloatRange(0.1, 0.6),
+        "post_fusion_dim": Choice((32, 64, 128)),
+        "audio_hidden": Choice((16, 32, 64)),
+        "weight_decay": FloatRange(1e-6, 1e-2, log=True),
+    }
+
+    def __init__(self, hparams: TFNHparams, spec: DataSpec) -> None:
+        super().__init__(hparams, spec)
+        dims = spec.feature_dims
+        self.audio_subnet = SubNet(dims["audio"], hparams.audio_hidden, hparams.audio_dropout)
+        self.vision_subnet = SubNet(dims["vision"], hparams.vision_hidden, hparams.vision_dropout)
+        self.text_subnet = TextSubNet(
+            dims["text"], hparams.text_hidden, hparams.text_out, hparams.text_dropout
+        )
+        fused = (hparams.audio_hidden + 1) * (hparams.vision_hidden + 1) * (hparams.text_out + 1)
+        self.post_fusion = nn.Sequential(
+            nn.Dropout(hparams.post_fusion_dropout),
+            nn.Linear(fused, hparams.post_fusion_dim),
+            nn.ReLU(),
+            nn.Linear(hparams.post_fusion_dim, hparams.post_fusion_dim),
+            nn.ReLU(),
+        )
+        self.head = BoundedRegressionHead(hparams.post_fusion_dim, spec.label_range)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        audio = self.audio_subnet(masked_mean(batch.features["audio"], batch.mask("audio")))
+        vision = self.vision_subnet(masked_mean(batch.features["vision"], batch.mask("vision")))
+        text = self.text_subnet(batch.features["text"], batch.lengths["text"])
+        fused = tensor_fusion([audio, vision, text])
+        return {"prediction": self.head(self.post_fusion(fused)), "fused": fused}
+
+    def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"task": task_loss(self.hparams.task_loss, outputs["prediction"], batch.labels)}

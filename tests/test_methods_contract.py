@@ -1,0 +1,128 @@
+"""Contract tests over every registered method (timm/mteb style)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+from harness.data.loading import iterate_batches, take_batch
+from harness.data.types import Batch
+from harness.training import build_model
+from methods import METHODS
+from methods.search_space import suggest_all
+
+ALL_METHODS = METHODS.names()
+
+
+def _batch(splits, n: int = 16) -> Batch:
+    return take_batch(splits["train"], torch.arange(n))
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_builds_and_predicts_the_right_shape_without_nan(name, tiny_data) -> None:
+    spec, splits = tiny_data
+    cls = METHODS.get(name)
+    model = build_model(cls, cls.resolve_hparams(spec.kind), spec, seed=0)
+    batch = _batch(splits)
+    outputs = model(batch)
+    assert outputs["prediction"].shape == (batch.size,)
+    assert torch.isfinite(outputs["prediction"]).all()
+    low, high = spec.label_range
+    assert (outputs["prediction"] >= low).all() and (outputs["prediction"] <= high).all()
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_loss_terms_are_named_finite_scalars(name, tiny_data) -> None:
+    spec, splits = tiny_data
+    cls = METHODS.get(name)
+    model = build_model(cls, cls.resolve_hparams(spec.kind), spec, seed=0)
+    batch = _batch(splits)
+    terms = model.loss_terms(batch, model(batch))
+    assert "task" in terms and set(terms) <= set(model.loss_weights())
+    for term in terms.values():
+        assert term.ndim == 0 and torch.isfinite(term)
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_loss_falls_on_a_small_batch(name, tiny_data) -> None:
+    spec, splits = tiny_data
+    cls = METHODS.get(name)
+    hparams = cls.resolve_hparams(spec.kind, {"learning_rate": 3e-3})
+    model = build_model(cls, hparams, spec, seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=hparams.learning_rate)
+    batch = _batch(splits)
+
+    def total() -> torch.Tensor:
+        return torch.stack(list(model.loss_terms(batch, model(batch)).values())).sum()
+
+    model.eval()
+    with torch.no_grad():
+        before = float(total())
+    model.train()
+    for _ in range(40):
+        optimizer.zero_grad()
+        total().backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        after = float(total())
+    assert after < 0.8 * before
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_deterministic_under_a_seed(name, tiny_data) -> None:
+    spec, splits = tiny_data
+    cls = METHODS.get(name)
+    results = []
+    for _ in range(2):
+        model = build_model(cls, cls.resolve_hparams(spec.kind), spec, seed=7)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(7)
+        for batch in iterate_batches(splits["train"], 16, shuffle=True, generator=generator):
+            loss = torch.stack(list(model.loss_terms(batch, model(batch)).values())).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        results.append(model(_batch(splits))["prediction"].detach())
+    assert torch.equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_accepts_length_one_sequences_and_any_dims(name, tiny_data) -> None:
+    spec, splits = tiny_data
+    cls = METHODS.get(name)
+    dims = {"text": 3, "audio": 5, "vision": 1}
+    small_spec = replace(spec, feature_dims=dims, max_lengths={m: 1 for m in dims})
+    model = build_model(cls, cls.resolve_hparams(spec.kind), small_spec, seed=0)
+    batch = Batch(
+        features={m: torch.randn(4, 1, d) for m, d in dims.items()},
+        lengths={m: torch.ones(4, dtype=torch.long) for m in dims},
+        labels=torch.zeros(4),
+        index=torch.arange(4),
+    )
+    model.train()
+    assert torch.isfinite(model(batch)["prediction"]).all()
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_search_space_samples_valid_hparams(name) -> None:
+    import optuna
+
+    cls = METHODS.get(name)
+    assert cls.SEARCH_SPACE, f"{name} declares no search space"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        sampled = suggest_all(study.ask(), cls.SEARCH_SPACE)
+        hparams = cls.resolve_hparams("mosi", sampled)
+        assert asdict(hparams).items() >= sampled.items()
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_method_has_a_docstring_naming_its_reference(name) -> None:
+    import sys
+
+    module = sys.modules[METHODS.get(name).__module__]
+    assert module.__doc__ and len(module.__doc__.split()) > 30

@@ -1,0 +1,212 @@
+"""Comparison tables built from hand-made run records."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from harness.errors import ConfigError, DataError, UnknownNameError
+from harness.metrics import METRICS
+from harness.records import RunResult
+from harness.reporting import (
+    FRAME_COLUMNS,
+    compare_dataset,
+    read_comparison_csv,
+    render_latex,
+    render_markdown,
+    write_comparison,
+)
+from harness.stats import holm
+
+SEEDS = (1111, 1112, 1113, 1114, 1115)
+JITTER = np.array([0.004, -0.003, 0.001, -0.002, 0.0])
+
+
+def make_record(method: str, seed: int, metrics: dict[str, float], dataset: str = "sims"):
+    """A RunResult with dummy provenance fields."""
+    return RunResult(
+        method=method,
+        dataset=dataset,
+        seed=seed,
+        split="test",
+        metrics=metrics,
+        valid_metrics={},
+        hparams={},
+        config_hash="0" * 64,
+        data_hash="1" * 64,
+        git_commit="deadbeef",
+        package_versions={},
+        wall_time_s=1.0,
+        best_epoch=3,
+        epochs_run=10,
+        device="cpu",
+    )
+
+
+def sims_records(method: str, accuracy: float, mae: float, jitter_scale: float = 1.0):
+    """Five seeds of SIMS metrics: accuracies around `accuracy`, MAE around `mae`."""
+    records = []
+    for i, seed in enumerate(SEEDS):
+        noise = JITTER[i] * jitter_scale
+        metrics = {name: accuracy + noise for name in METRICS["sims"]}
+        metrics.update(mae=mae - noise, corr=0.5 + noise)
+        records.append(make_record(method, seed, metrics))
+    return records
+
+
+@pytest.fixture
+def records() -> list[RunResult]:
+    # "good" has the best accuracies but the *worst* MAE (lower is better);
+    # "weak" is clearly worse on accuracy; "close" is close to "good".
+    return (
+        sims_records("good", 0.80, 0.50)
+        + sims_records("weak", 0.60, 0.45, jitter_scale=-0.5)
+        + sims_records("close", 0.797, 0.40, jitter_scale=1.3)
+    )
+
+
+def row(frame: pd.DataFrame, method: str, metric: str) -> pd.Series:
+    selected = frame[(frame["method"] == method) & (frame["metric"] == metric)]
+    assert len(selected) == 1
+    return selected.iloc[0]
+
+
+def test_frame_shape_and_columns(records: list[RunResult]) -> None:
+    frame = compare_dataset(records, "sims")
+    assert tuple(frame.columns) == FRAME_COLUMNS
+    assert len(frame) == 3 * len(METRICS["sims"])
+    assert list(pd.unique(frame["metric"])) == list(METRICS["sims"])
+    good = row(frame, "good", "acc2")
+    assert good["n_seeds"] == 5 and good["seeds"] == list(SEEDS)
+    np.testing.assert_allclose(good["values"], 0.80 + JITTER)
+    assert good["mean"] == pytest.approx(np.mean(0.80 + JITTER))
+    assert good["std"] == pytest.approx(np.std(0.80 + JITTER, ddof=1))
+
+
+def test_best_respects_direction(records: list[RunResult]) -> None:
+    frame = compare_dataset(records, "sims")
+    best = frame[frame["is_best"]].set_index("metric")["method"]
+    assert best["acc2"] == "good"
+    assert best["mae"] == "close"  # lowest MAE, although "good" has the best accuracies
+    assert frame.groupby("metric")["is_best"].sum().eq(1).all()
+    assert not row(frame, "close", "mae")["higher_is_better"]
+    assert math.isnan(row(frame, "good", "acc2")["p_ttest"])
+
+
+def test_pvalues_match_scipy_and_holm(records: list[RunResult]) -> None:
+    frame = compare_dataset(records, "sims")
+    best = np.array(row(frame, "good", "acc3")["values"])
+    raw_t, raw_w = [], []
+    for method in ("close", "weak"):
+        r = row(frame, method, "acc3")
+        other = np.array(r["values"])
+        raw_t.append(scipy_stats.ttest_rel(other, best).pvalue)
+        raw_w.append(scipy_stats.wilcoxon(other, best).pvalue)
+        assert r["p_ttest"] == pytest.approx(raw_t[-1])
+        assert r["p_wilcoxon"] == pytest.approx(raw_w[-1])
+    adjusted_t, adjusted_w = holm(np.array(raw_t)), holm(np.array(raw_w))
+    for k, method in enumerate(("close", "weak")):
+        r = row(frame, method, "acc3")
+        assert r["p_ttest_holm"] == pytest.approx(adjusted_t[k])
+        assert r["p_wilcoxon_holm"] == pytest.approx(adjusted_w[k])
+        assert r["p_ttest_holm"] >= r["p_ttest"]
+    assert row(frame, "weak", "acc3")["significant"]
+    assert row(frame, "weak", "acc3")["p_wilcoxon"] == pytest.approx(0.0625)
+
+
+def test_seed_sets_are_intersected() -> None:
+    best = sims_records("best", 0.80, 0.40)
+    other = [r for r in sims_records("other", 0.70, 0.50, jitter_scale=0.5) if r.seed != 1115]
+    frame = compare_dataset(best + other, "sims")
+    r = row(frame, "other", "acc2")
+    assert (r["n_seeds"], r["n_pairs"]) == (4, 4)
+    expected = scipy_stats.ttest_rel(0.70 + 0.5 * JITTER[:4], 0.80 + JITTER[:4]).pvalue
+    assert r["p_ttest"] == pytest.approx(expected)
+    assert "on the seeds both methods have" in render_markdown(frame)
+
+
+def test_significant_only_when_worse_on_the_paired_seeds() -> None:
+    # "a" wins on mean thanks to two seeds "b" lacks; on the shared seeds "b" is better.
+    rest = {m: 0.5 for m in METRICS["sims"] if m != "acc2"}
+    a_values, b_values = [0.5, 0.51, 0.52, 0.99, 0.99], [0.6, 0.61, 0.63]
+    a = [make_record("a", s, {**rest, "acc2": v}) for s, v in zip(SEEDS, a_values, strict=True)]
+    b = [make_record("b", s, {**rest, "acc2": v}) for s, v in zip(SEEDS[:3], b_values, strict=True)]
+    frame = compare_dataset(a + b, "sims")
+    r = row(frame, "b", "acc2")
+    assert row(frame, "a", "acc2")["is_best"]
+    assert r["p_ttest_holm"] < 0.05 and not r["significant"]
+
+
+def test_markdown_marks_best_and_significance(records: list[RunResult]) -> None:
+    text = render_markdown(compare_dataset(records, "sims"))
+    assert "**80.00 ± 0.27**" in text  # best acc2 (percent, 2 decimals)
+    assert "60.00 ± 0.14*" in text  # weak, clearly worse
+    assert "**0.4000 ± 0.0036**" in text  # best (lowest) MAE, 4 decimals
+    assert "mae ↓" in text and "acc2 (%) ↑" in text
+    assert "—" in text and "5 seeds" in text and "Holm" in text and "Wilcoxon" in text
+    assert text.count("| good") == 2  # values table and p-values table
+
+
+def test_latex_booktabs(records: list[RunResult]) -> None:
+    extra = sims_records("lf_dnn", 0.55, 0.9)
+    text = render_latex(compare_dataset(records + extra, "sims"))
+    for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
+        assert command in text
+    assert r"\textbf{80.00 $\pm$ 0.27}" in text
+    assert r"60.00 $\pm$ 0.14$^{*}$" in text
+    assert r"lf\_dnn" in text and "lf_dnn" not in text
+    assert r"acc2 (\%)" in text
+
+
+def test_write_comparison_files_and_csv_round_trip(tmp_path: Path) -> None:
+    mosi = []
+    for method, level in (("tfn", 0.7), ("mult", 0.8)):
+        for i, seed in enumerate(SEEDS):
+            metrics = {m: level + JITTER[i] for m in METRICS["mosi"]}
+            metrics["corr"] = math.nan if (method, i) == ("tfn", 0) else metrics["corr"]
+            mosi.append(make_record(method, seed, metrics, dataset="mosi"))
+    records = mosi + sims_records("good", 0.8, 0.5) + sims_records("weak", 0.6, 0.7)
+    summary = write_comparison(records, {"mosi": "mosi", "sims": "sims"}, tmp_path)
+    for dataset in ("mosi", "sims"):
+        for suffix in ("md", "tex", "csv"):
+            assert (tmp_path / "tables" / f"{dataset}.{suffix}").is_file()
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == summary
+    assert summary["mosi"]["tfn"]["corr"] is None  # NaN mean written as null
+    assert summary["sims"]["good"]["acc2"] == pytest.approx(0.8)
+    assert list(summary["mosi"]["mult"]) == list(METRICS["mosi"])
+
+    frame = compare_dataset(mosi, "mosi")
+    loaded = read_comparison_csv(tmp_path / "tables" / "mosi.csv")
+    pd.testing.assert_frame_equal(
+        loaded.drop(columns=["values", "seeds"]),
+        frame.drop(columns=["values", "seeds"]),
+        check_dtype=False,
+    )
+    assert loaded["seeds"].tolist() == frame["seeds"].tolist()
+    for got, want in zip(loaded["values"], frame["values"], strict=True):
+        np.testing.assert_array_equal(got, want)  # NaN == NaN here
+    assert render_markdown(loaded) == render_markdown(frame)
+    assert render_latex(loaded) == render_latex(frame)
+
+
+def test_bad_records_raise_one_line(records: list[RunResult]) -> None:
+    mixed = records + [make_record("good", 1, records[0].metrics, dataset="mosi")]
+    with pytest.raises(DataError, match="mix datasets"):
+        compare_dataset(mixed, "sims")
+    with pytest.raises(DataError, match="two records for seed 1111"):
+        compare_dataset(records + [records[0]], "sims")
+    with pytest.raises(DataError, match="lacks metric 'acc2_has0'"):
+        compare_dataset(records, "mosi")
+    with pytest.raises(DataError, match="no run records"):
+        compare_dataset([], "sims")
+    with pytest.raises(UnknownNameError, match="valid kinds"):
+        compare_dataset(records, "iemocap")
+    with pytest.raises(ConfigError, match="no metric kind for dataset 'sims'"):
+        write_comparison(records, {"mosi": "mosi"}, Path("unused"))
