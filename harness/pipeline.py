@@ -74,10 +74,11 @@ def train(params: Params, dataset: str, method: str) -> Path:
     RunResult record and the test predictions per seed (the directory is replaced atomically)."""
     method_cls = METHODS.get(method)
     method_config = params.method(method)
+    declared_kind = params.dataset(dataset).kind
     best = _read_best_params(dataset, method)
     store = paths.feature_store(dataset)
     spec, splits = load_dataset(store)
-    _check_kind(params.dataset(dataset).kind, spec.kind, dataset)
+    _check_kind(declared_kind, spec.kind, dataset)
     hparams = method_cls.resolve_hparams(
         spec.kind, method_config.hparams, best["params"], where=f"methods.{method}.hparams"
     )

@@ -58,8 +58,11 @@ class TuningJob:
 
     @property
     def space(self) -> SearchSpace:
+        """The method's space with params.yaml's overrides; hyperparameters fixed under
+        `methods.<m>.hparams` are not tuned (a fixed value is never silently overridden)."""
         where = f"methods.{self.method_cls.name}.search_space"
-        return override_space(self.method_cls.SEARCH_SPACE, self.method_config.search_space, where)
+        space = override_space(self.method_cls.SEARCH_SPACE, self.method_config.search_space, where)
+        return {k: v for k, v in space.items() if k not in self.method_config.hparams}
 
     @property
     def loop(self) -> LoopConfig:
@@ -141,7 +144,8 @@ def _objective(
     seed = job.params.tune.sampler_seed
     key = f"tune/{job.study_name()}/trial-{trial.number}"
     trial_tags = {**tags, "msabench.trial": trial.number, "msabench.seed": seed}
-    with tracker.run(job.dataset, key, f"trial-{trial.number}", trial_tags, nested=True):
+    pruned: optuna.TrialPruned | None = None
+    with tracker.run(job.dataset, key, f"trial-{trial.number}", trial_tags, nested=True) as run:
         log_params(asdict(hparams))
         model = training.build_model(job.method_cls, hparams, job.spec, seed)
         context = RunContext(job.dataset, name, seed)
@@ -154,13 +158,15 @@ def _objective(
 
         try:
             outcome = training.fit(model, job.train, job.valid, job.loop, context, seed, [report])
-        except optuna.TrialPruned:
-            import mlflow
-
-            mlflow.set_tag("msabench.trial_state", "PRUNED")
-            raise
-        log_final(outcome.best_valid, prefix="best_valid_")
-        return outcome.best_valid[job.loop.select_metric]
+        except optuna.TrialPruned as exc:
+            pruned = exc
+        else:
+            log_final(outcome.best_valid, prefix="best_valid_")
+    if pruned is not None:  # a pruned trial is KILLED in MLflow, not FAILED
+        tracker.client.set_tag(run.info.run_id, "msabench.trial_state", "PRUNED")
+        tracker.client.set_terminated(run.info.run_id, "KILLED")
+        raise pruned
+    return outcome.best_valid[job.loop.select_metric]
 
 
 def _result(study: optuna.Study) -> TuneResult:

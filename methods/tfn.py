@@ -64,8 +64,10 @@ class TFN(MsaMethod):
     SEARCH_SPACE = {
         "learning_rate": FloatRange(3e-4, 3e-3, log=True),
         "post_fusion_dropout": FloatRange(0.1, 0.6),
-        "post_fusion_dim": Choice((32, 64, 128)),
-        "audio_hidden": Choice((16, 32, 64)),
+        # the fused tensor has (audio_hidden+1)(vision_hidden+1)(text_out+1) entries: these ranges
+        # keep the first post-fusion layer within a few million weights
+        "post_fusion_dim": Choice((32, 64)),
+        "audio_hidden": Choice((16, 32)),
         "weight_decay": FloatRange(1e-6, 1e-2, log=True),
     }
 

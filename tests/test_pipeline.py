@@ -1,0 +1,170 @@
+"""Stages on a tiny store: tuning (validation only, resumable, nested MLflow runs), training over
+seeds (records, predictions, MLflow runs without duplicates) and the comparison."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from harness import paths, pipeline
+from harness.config import parse_params
+from harness.records import load_records
+from tests.conftest import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _params(project: Path, **changes):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["datasets"]["synth"]["synthetic"] = {
+        "seed": TINY.seed,
+        "n_train": 48,
+        "n_valid": 24,
+        "n_test": 24,
+        "max_lengths": TINY.max_lengths,
+        "feature_dims": TINY.feature_dims,
+        "noise_dims": TINY.noise_dims,
+    }
+    raw["seeds"] = [1, 2]
+    raw["tune"].update(n_trials=2, max_epochs=2, patience=2)
+    raw["train"].update(max_epochs=2, patience=2)
+    raw["mlflow"]["tracking_uri"] = f"sqlite:///{project / 'mlflow.db'}"
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return parse_params(raw)
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    pipeline.fetch(_params(tmp_path), "synth")
+    return tmp_path
+
+
+def _runs(project: Path, stage: str) -> list:
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("msabench/synth")
+    return client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`msabench.stage` = '{stage}'"
+    )
+
+
+def test_tuning_never_reads_the_test_split(project, monkeypatch) -> None:
+    import harness.data.loading as loading
+
+    read = []
+    original = loading.load_split
+    monkeypatch.setattr(
+        loading, "load_split", lambda d, s, *a, **k: read.append(s) or original(d, s, *a, **k)
+    )
+    pipeline.tune(_params(project), "synth", "lf_dnn")
+    assert "test" not in read and {"train", "valid"} <= set(read)
+
+
+def test_tuning_writes_best_params_and_nested_trial_runs(project) -> None:
+    pipeline.tune(_params(project), "synth", "lf_dnn")
+    best = json.loads(paths.best_params_file("synth", "lf_dnn").read_text())
+    assert set(best["params"]) == {"learning_rate", "dropout", "post_fusion_dim", "weight_decay"}
+    runs = _runs(project, "tune")
+    parents = [r for r in runs if "msabench.trial" not in r.data.tags]
+    trials = [r for r in runs if "msabench.trial" in r.data.tags]
+    assert len(parents) == 1 and len(trials) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parents[0].info.run_id}
+
+
+def test_interrupted_study_resumes_without_repeating_trials(project) -> None:
+    pipeline.tune(_params(project), "synth", "lf_dnn")
+    storage = paths.study_storage("synth", "lf_dnn")
+    assert storage.is_file()
+    # a larger budget on the same study continues it: 2 old trials kept, 1 new one added
+    params = _params(project)
+    params3 = _params(project, tune__n_trials=3)
+    assert params3.tune.n_trials == 3 and params.tune.n_trials == 2
+    import optuna
+
+    from harness.tuning import TuningJob  # noqa: F401  (documented study naming)
+
+    pipeline.tune(params3, "synth", "lf_dnn")
+    studies = optuna.get_all_study_summaries(
+        optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    )
+    counts = sorted(s.n_trials for s in studies)
+    # budget is part of the study identity, so a changed budget opens a new study...
+    assert counts == [2, 3]
+    # ...while re-running the same configuration resumes and adds nothing
+    pipeline.tune(params3, "synth", "lf_dnn")
+    studies = optuna.get_all_study_summaries(
+        optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    )
+    assert sorted(s.n_trials for s in studies) == [2, 3]
+    trials = [r for r in _runs(project, "tune") if "msabench.trial" in r.data.tags]
+    assert len(trials) == 5
+
+
+def test_fixed_hparams_are_not_tuned(project) -> None:
+    params = _params(project, methods__lf_dnn__hparams={"dropout": 0.1})
+    pipeline.tune(params, "synth", "lf_dnn")
+    best = json.loads(paths.best_params_file("synth", "lf_dnn").read_text())
+    assert "dropout" not in best["params"] and best["fixed_hparams"] == {"dropout": 0.1}
+
+
+def test_train_writes_records_predictions_and_runs_once(project) -> None:
+    params = _params(project)
+    pipeline.tune(params, "synth", "tfn")
+    pipeline.train(params, "synth", "tfn")
+    records = load_records(paths.all_runs())
+    assert [(r.method, r.seed) for r in records] == [("tfn", 1), ("tfn", 2)]
+    record = records[0]
+    assert record.split == "test" and set(record.metrics) >= {"acc7", "mae", "corr"}
+    assert record.data_hash and record.config_hash and record.package_versions["torch"]
+    lines = paths.run_predictions("synth", "tfn", 1).read_text().splitlines()
+    assert lines[0] == "id,prediction,label" and len(lines) == 25
+    runs = _runs(project, "train")
+    assert len(runs) == 2
+    tags = runs[0].data.tags
+    for key in (
+        "msabench.dataset",
+        "msabench.method",
+        "msabench.seed",
+        "msabench.data_hash",
+        "msabench.config_hash",
+        "mlflow.source.git.commit",
+    ):
+        assert key in tags
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    history = client.get_metric_history(runs[0].info.run_id, "valid_mae")
+    assert [m.step for m in history] == [1, 2]
+    assert "test_mae" in runs[0].data.metrics
+    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert {"record.json", "config.json", "test_predictions.csv"} <= artifacts
+    # re-running the finished stage replaces its runs instead of duplicating them
+    pipeline.train(params, "synth", "tfn")
+    assert len(_runs(project, "train")) == 2
+    first, again = records[0], load_records(paths.all_runs())[0]
+    assert first.metrics == again.metrics  # deterministic: bit-identical metrics
+
+
+def test_compare_writes_tables_for_both_methods(project) -> None:
+    params = _params(project)
+    for method in ("lf_dnn", "tfn"):
+        pipeline.tune(params, "synth", method)
+        pipeline.train(params, "synth", method)
+    metrics = pipeline.compare(params)
+    assert set(metrics["synth"]) == {"lf_dnn", "tfn"}
+    for suffix in ("md", "tex", "csv"):
+        assert (paths.tables_dir() / f"synth.{suffix}").is_file()
+    assert json.loads(paths.metrics_file().read_text()) == json.loads(json.dumps(metrics))
+    shutil.rmtree(paths.runs_dir("synth", "tfn"))
+    from harness.errors import DataError
+
+    with pytest.raises(DataError, match="no run record for synth/tfn/seed 1"):
+        pipeline.compare(params)
