@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import time
 from dataclasses import asdict
@@ -19,7 +20,14 @@ from harness.io_utils import atomic_directory, sha256_json
 from harness.provenance import git_commit, package_versions
 from harness.records import RunResult, load_records
 from harness.reporting import write_comparison
-from harness.tracking import Tracker, log_epoch, log_final, log_json_artifact, log_params
+from harness.tracking import (
+    Tracker,
+    log_epoch,
+    log_final,
+    log_json_artifact,
+    log_params,
+    log_text_artifact,
+)
 from harness.training import LoopConfig, RunContext
 from harness.tuning import TuningJob, run_study, write_best_params
 from methods import METHODS
@@ -158,9 +166,7 @@ def _train_one_seed(method_cls, hparams, spec, splits, loop, seed, resolved, tra
         csv_text = _predictions_csv(splits["test"].ids, predictions, splits["test"].labels)
         log_json_artifact(record.to_dict(), "record.json")
         log_json_artifact(resolved, "config.json")
-        import mlflow
-
-        mlflow.log_text(csv_text, "test_predictions.csv")
+        log_text_artifact(csv_text, "test_predictions.csv")
     return record, csv_text
 
 
@@ -193,8 +199,6 @@ def _check_complete(records: list[RunResult], params: Params) -> None:
 
 
 def _read_best_params(dataset: str, method: str) -> dict:
-    import json
-
     path = paths.best_params_file(dataset, method)
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))

@@ -108,5 +108,9 @@ def log_json_artifact(payload: Any, name: str) -> None:
     mlflow.log_text(json.dumps(payload, indent=2, sort_keys=True, default=str), name)
 
 
+def log_text_artifact(text: str, name: str) -> None:
+    mlflow.log_text(text, name)
+
+
 def _floats(values: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}

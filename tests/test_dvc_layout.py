@@ -1,0 +1,61 @@
+"""dvc.yaml and harness/paths.py must name the same files; every stage calls the CLI and lists
+only the params it reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from harness import paths
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def _resolve(entries, **item) -> list[str]:
+    resolved = []
+    for entry in entries:
+        name = next(iter(entry)) if isinstance(entry, dict) else entry
+        for key, value in item.items():
+            name = name.replace(f"${{item.{key}}}", value)
+        resolved.append(name.replace("${item}", item.get("item", "")))
+    return resolved
+
+
+def test_stage_outputs_match_harness_paths() -> None:
+    fetch = STAGES["fetch"]["do"]
+    assert _resolve(fetch["outs"], item="synth") == [str(paths.feature_store("synth"))]
+    tune = _resolve(STAGES["tune"]["outs"], dataset="synth", method="tfn")
+    assert tune == [
+        str(paths.best_params_file("synth", "tfn")),
+        str(paths.study_storage("synth", "tfn")),
+    ]
+    train = _resolve(STAGES["train"]["outs"], dataset="synth", method="tfn")
+    assert train == [str(paths.runs_dir("synth", "tfn"))]
+    assert _resolve(STAGES["compare"]["outs"]) == [str(paths.tables_dir())]
+    assert _resolve(STAGES["compare"]["metrics"]) == [str(paths.metrics_file())]
+    assert str(paths.all_runs()) in STAGES["compare"]["deps"]
+
+
+def test_every_stage_calls_the_cli_and_lists_its_code() -> None:
+    for name, stage in STAGES.items():
+        body = stage.get("do", stage)
+        assert body["cmd"].startswith("msabench "), name
+        assert any(dep.startswith(("harness/", "methods/")) for dep in body["deps"]), name
+        for dep in body["deps"]:
+            local = dep.split("${")[0]
+            if local.startswith(("harness/", "methods/")) and "${" not in dep:
+                assert (REPO / dep).exists(), f"{name}: dep {dep} does not exist"
+
+
+def test_method_stages_read_only_their_own_method_params() -> None:
+    for name in ("tune", "train"):
+        method_params = [p for p in STAGES[name]["params"] if str(p).startswith("methods")]
+        assert method_params == ["methods.${item.method}"], name
+
+
+def test_study_storage_persists_between_runs() -> None:
+    entry = STAGES["tune"]["outs"][1]
+    options = next(iter(entry.values()))
+    assert options["persist"] is True
