@@ -14,11 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import BoundedRegressionHead, SubNet, TextSubNet, masked_mean
+from methods.common.encoders import (
+    BoundedRegressionHead,
+    PooledUnimodalEncoders,
+    post_fusion_mlp,
+)
 from methods.common.losses import task_loss
 from methods.search_space import Choice, FloatRange
 
@@ -52,27 +55,25 @@ class LFDNN(MsaMethod):
 
     def __init__(self, hparams: LFDNNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
-        dims = spec.feature_dims
-        self.audio_subnet = SubNet(dims["audio"], hparams.audio_hidden, hparams.dropout)
-        self.vision_subnet = SubNet(dims["vision"], hparams.vision_hidden, hparams.dropout)
-        self.text_subnet = TextSubNet(
-            dims["text"], hparams.text_hidden, hparams.text_out, hparams.dropout
+        self.encoders = PooledUnimodalEncoders(
+            spec.feature_dims,
+            hidden={
+                "audio": hparams.audio_hidden,
+                "vision": hparams.vision_hidden,
+                "text": hparams.text_hidden,
+            },
+            text_out=hparams.text_out,
+            dropout=dict.fromkeys(("audio", "vision", "text"), hparams.dropout),
         )
         fused = hparams.audio_hidden + hparams.vision_hidden + hparams.text_out
-        self.post_fusion = nn.Sequential(
-            nn.Dropout(hparams.post_fusion_dropout),
-            nn.Linear(fused, hparams.post_fusion_dim),
-            nn.ReLU(),
-            nn.Linear(hparams.post_fusion_dim, hparams.post_fusion_dim),
-            nn.ReLU(),
+        self.post_fusion = post_fusion_mlp(
+            fused, hparams.post_fusion_dim, hparams.post_fusion_dropout
         )
         self.head = BoundedRegressionHead(hparams.post_fusion_dim, spec.label_range)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        audio = self.audio_subnet(masked_mean(batch.features["audio"], batch.mask("audio")))
-        vision = self.vision_subnet(masked_mean(batch.features["vision"], batch.mask("vision")))
-        text = self.text_subnet(batch.features["text"], batch.lengths["text"])
-        fused = torch.cat([audio, vision, text], dim=-1)
+        encoded = self.encoders(batch)
+        fused = torch.cat([encoded["audio"], encoded["vision"], encoded["text"]], dim=-1)
         return {"prediction": self.head(self.post_fusion(fused)), "fused": fused}
 
     def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

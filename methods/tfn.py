@@ -16,11 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import BoundedRegressionHead, SubNet, TextSubNet, masked_mean
+from methods.common.encoders import (
+    BoundedRegressionHead,
+    PooledUnimodalEncoders,
+    post_fusion_mlp,
+)
 from methods.common.losses import task_loss
 from methods.search_space import Choice, FloatRange
 
@@ -73,27 +76,29 @@ class TFN(MsaMethod):
 
     def __init__(self, hparams: TFNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
-        dims = spec.feature_dims
-        self.audio_subnet = SubNet(dims["audio"], hparams.audio_hidden, hparams.audio_dropout)
-        self.vision_subnet = SubNet(dims["vision"], hparams.vision_hidden, hparams.vision_dropout)
-        self.text_subnet = TextSubNet(
-            dims["text"], hparams.text_hidden, hparams.text_out, hparams.text_dropout
+        self.encoders = PooledUnimodalEncoders(
+            spec.feature_dims,
+            hidden={
+                "audio": hparams.audio_hidden,
+                "vision": hparams.vision_hidden,
+                "text": hparams.text_hidden,
+            },
+            text_out=hparams.text_out,
+            dropout={
+                "audio": hparams.audio_dropout,
+                "vision": hparams.vision_dropout,
+                "text": hparams.text_dropout,
+            },
         )
         fused = (hparams.audio_hidden + 1) * (hparams.vision_hidden + 1) * (hparams.text_out + 1)
-        self.post_fusion = nn.Sequential(
-            nn.Dropout(hparams.post_fusion_dropout),
-            nn.Linear(fused, hparams.post_fusion_dim),
-            nn.ReLU(),
-            nn.Linear(hparams.post_fusion_dim, hparams.post_fusion_dim),
-            nn.ReLU(),
+        self.post_fusion = post_fusion_mlp(
+            fused, hparams.post_fusion_dim, hparams.post_fusion_dropout
         )
         self.head = BoundedRegressionHead(hparams.post_fusion_dim, spec.label_range)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        audio = self.audio_subnet(masked_mean(batch.features["audio"], batch.mask("audio")))
-        vision = self.vision_subnet(masked_mean(batch.features["vision"], batch.mask("vision")))
-        text = self.text_subnet(batch.features["text"], batch.lengths["text"])
-        fused = tensor_fusion([audio, vision, text])
+        encoded = self.encoders(batch)
+        fused = tensor_fusion([encoded["audio"], encoded["vision"], encoded["text"]])
         return {"prediction": self.head(self.post_fusion(fused)), "fused": fused}
 
     def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from harness.data.types import Batch
+
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over real time steps: x (B, T, D), mask (B, T) bool -> (B, D)."""
@@ -67,3 +69,39 @@ class BoundedRegressionHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.linear(h)).squeeze(-1) * self.span + self.low
+
+
+class PooledUnimodalEncoders(nn.Module):
+    """The pre-fusion encoders of TFN, LMF and LF-DNN (as in MMSA): audio and vision are mean
+    pooled over their real time steps and encoded by a SubNet; text goes through a TextSubNet.
+    Batch -> {"audio": (B, audio_hidden), "vision": (B, vision_hidden), "text": (B, text_out)}."""
+
+    def __init__(
+        self,
+        feature_dims: dict[str, int],
+        hidden: dict[str, int],
+        text_out: int,
+        dropout: dict[str, float],
+    ) -> None:
+        super().__init__()
+        self.audio = SubNet(feature_dims["audio"], hidden["audio"], dropout["audio"])
+        self.vision = SubNet(feature_dims["vision"], hidden["vision"], dropout["vision"])
+        self.text = TextSubNet(feature_dims["text"], hidden["text"], text_out, dropout["text"])
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {
+            "audio": self.audio(masked_mean(batch.features["audio"], batch.mask("audio"))),
+            "vision": self.vision(masked_mean(batch.features["vision"], batch.mask("vision"))),
+            "text": self.text(batch.features["text"], batch.lengths["text"]),
+        }
+
+
+def post_fusion_mlp(in_size: int, hidden_size: int, dropout: float) -> nn.Sequential:
+    """Dropout -> 2 x (Linear, ReLU): (B, in_size) -> (B, hidden_size)."""
+    return nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(in_size, hidden_size),
+        nn.ReLU(),
+        nn.Linear(hidden_size, hidden_size),
+        nn.ReLU(),
+    )
