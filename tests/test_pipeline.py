@@ -81,33 +81,52 @@ def test_tuning_writes_best_params_and_nested_trial_runs(project) -> None:
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parents[0].info.run_id}
 
 
-def test_interrupted_study_resumes_without_repeating_trials(project) -> None:
-    pipeline.tune(_params(project), "synth", "lf_dnn")
-    storage = paths.study_storage("synth", "lf_dnn")
-    assert storage.is_file()
-    # a larger budget on the same study continues it: 2 old trials kept, 1 new one added
-    params = _params(project)
-    params3 = _params(project, tune__n_trials=3)
-    assert params3.tune.n_trials == 3 and params.tune.n_trials == 2
+def _studies(storage: Path) -> list:
     import optuna
 
-    from harness.tuning import TuningJob  # noqa: F401  (documented study naming)
+    backend = optuna.storages.journal.JournalFileBackend(str(storage))
+    return optuna.get_all_study_summaries(optuna.storages.JournalStorage(backend))
 
-    pipeline.tune(params3, "synth", "lf_dnn")
-    studies = optuna.get_all_study_summaries(
-        optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+
+def test_interrupted_study_resumes_without_repeating_trials(project, monkeypatch) -> None:
+    from harness import training
+
+    params = _params(project, tune__n_trials=3)
+    real_fit, calls = training.fit, []
+
+    def interrupted_on_second_trial(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", interrupted_on_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.tune(params, "synth", "lf_dnn")
+    monkeypatch.setattr(training, "fit", real_fit)
+    storage = paths.study_storage("synth", "lf_dnn")
+    [study] = _studies(storage)
+    assert study.n_trials == 2  # one finished, one interrupted
+    pipeline.tune(params, "synth", "lf_dnn")  # resumes: 1 finished trial kept, 2 more run
+    import optuna
+
+    loaded = optuna.load_study(
+        study_name=study.study_name,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(storage))
+        ),
     )
-    counts = sorted(s.n_trials for s in studies)
-    # budget is part of the study identity, so a changed budget opens a new study...
-    assert counts == [2, 3]
-    # ...while re-running the same configuration resumes and adds nothing
-    pipeline.tune(params3, "synth", "lf_dnn")
-    studies = optuna.get_all_study_summaries(
-        optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
-    )
-    assert sorted(s.n_trials for s in studies) == [2, 3]
-    trials = [r for r in _runs(project, "tune") if "msabench.trial" in r.data.tags]
-    assert len(trials) == 5
+    states = [t.state.name for t in loaded.trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 3
+    assert states.count("FAIL") == 1 and states[1] == "FAIL"  # the interrupted trial
+    # the same configuration again is already complete: nothing new runs
+    pipeline.tune(params, "synth", "lf_dnn")
+    assert len(_studies(storage)) == 1 and _studies(storage)[0].n_trials == 4
+    trial_runs = [r for r in _runs(project, "tune") if "msabench.trial" in r.data.tags]
+    assert sorted(int(r.data.tags["msabench.trial"]) for r in trial_runs) == [0, 1, 2, 3]
+    # a changed budget is a different study (its identity hash differs), in the same file
+    pipeline.tune(_params(project, tune__n_trials=2), "synth", "lf_dnn")
+    assert sorted(s.n_trials for s in _studies(storage)) == [2, 4]
 
 
 def test_fixed_hparams_are_not_tuned(project) -> None:
