@@ -14,22 +14,22 @@ from mlflow.tracking import MlflowClient
 from harness import paths, pipeline
 from harness.config import parse_params
 from harness.records import load_records
-from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_SYNTH = {
+    "seed": 3,
+    "n_train": 48,
+    "n_valid": 24,
+    "n_test": 24,
+    "max_lengths": {"text": 8, "audio": 12, "vision": 10},
+    "feature_dims": {"text": 10, "audio": 6, "vision": 8},
+    "noise_dims": {"text": 2, "audio": 2, "vision": 2},
+}
 
 
 def _params(project: Path, **changes):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["datasets"]["synth"]["synthetic"] = {
-        "seed": TINY.seed,
-        "n_train": 48,
-        "n_valid": 24,
-        "n_test": 24,
-        "max_lengths": TINY.max_lengths,
-        "feature_dims": TINY.feature_dims,
-        "noise_dims": TINY.noise_dims,
-    }
+    raw["datasets"]["synth"]["synthetic"] = dict(TINY_SYNTH)
     raw["seeds"] = [1, 2]
     raw["tune"].update(n_trials=2, max_epochs=2, patience=2)
     raw["train"].update(max_epochs=2, patience=2)
