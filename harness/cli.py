@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch", help="build a dataset's canonical feature store")
     fetch.add_argument("dataset")
     fetch.add_argument("--path", type=Path, help="local copy of the dataset's source files")
+    fetch.add_argument(
+        "--format", dest="file_format", help="read --path in this format (mmsa, ...)"
+    )
+    fetch.add_argument("--kind", choices=("mosi", "sims"), help="metrics/label range with --format")
 
     for name, text in (
         ("tune", "tune a method's hyperparameters on validation"),
@@ -66,7 +70,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _list(args.params)
     params = load_params(args.params)
     if args.command == "fetch":
-        pipeline.fetch(params, args.dataset, source_path=args.path)
+        pipeline.fetch(params, args.dataset, args.path, args.file_format, args.kind)
     elif args.command == "tune":
         pipeline.tune(params, args.dataset, args.method)
     elif args.command == "train":

@@ -11,11 +11,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness import paths, training
-from harness.config import Params
+from harness.config import DatasetConfig, Params
 from harness.data.loading import load_dataset
 from harness.data.sources import fetch_dataset
 from harness.data.store import read_manifest
-from harness.errors import DataError
+from harness.data.types import DATASET_KINDS
+from harness.errors import ConfigError, DataError
 from harness.io_utils import atomic_directory, sha256_json
 from harness.provenance import git_commit, package_versions
 from harness.records import RunResult, load_records
@@ -35,9 +36,29 @@ from methods import METHODS
 log = logging.getLogger("msabench")
 
 
-def fetch(params: Params, dataset: str, source_path: Path | None = None) -> Path:
-    """Build the canonical feature store of `dataset` under features/<dataset>/."""
-    config = params.dataset(dataset)
+def fetch(
+    params: Params,
+    dataset: str,
+    source_path: Path | None = None,
+    file_format: str | None = None,
+    kind: str | None = None,
+) -> Path:
+    """Build the canonical feature store of `dataset` under features/<dataset>/.
+
+    With `file_format` (CLI `--format`), the files at `source_path` are read in that format
+    whether or not the dataset is declared in params.yaml (kind from `kind`, else the
+    declaration's, else "mosi"); otherwise the declaration says where the data come from."""
+    if file_format is None:
+        config = params.dataset(dataset)
+    else:
+        if source_path is None:
+            raise ConfigError("--format: needs --path, the file or folder to read")
+        declared = params.datasets.get(dataset)
+        kind = kind or (declared.kind if declared else "mosi")
+        if kind not in DATASET_KINDS:
+            raise ConfigError(f"--kind: expected one of {', '.join(DATASET_KINDS)}, got {kind!r}")
+        options = {**(declared.options if declared else {}), "format": file_format, "kind": kind}
+        config = DatasetConfig(dataset, "file", kind, options)
     target = paths.feature_store(dataset)
     fetch_dataset(config, target, source_path=source_path)
     manifest = read_manifest(target)

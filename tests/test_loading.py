@@ -15,6 +15,7 @@ from harness.data.loading import (
     load_split,
     num_batches,
     padding_mask,
+    take_batch,
 )
 from harness.data.store import MANIFEST_NAME, write_store
 from harness.data.synthetic import SyntheticConfig, generate, write_synthetic_store
@@ -132,8 +133,10 @@ def test_load_dataset(store_dir):
     assert spec.kind == "mosi" and spec.feature_dims == SMALL.feature_dims
     assert spec.max_lengths == SMALL.max_lengths and spec.label_range == (-3.0, 3.0)
     assert sorted(splits) == sorted(SPLITS)
-    real = _real_steps(splits["train"], "audio")
-    assert real.mean().abs() < 1e-4
+    whole = take_batch(splits["train"], torch.arange(len(splits["train"])))  # scaled lazily
+    real = whole.features["audio"][whole.mask("audio")]
+    assert real.mean().abs() < 1e-4 and (real.std(0, unbiased=False) - 1).abs().max() < 1e-4
+    assert splits["train"].scale is not None  # the mapped features themselves are untouched
     _, some = load_dataset(store_dir, splits=("train", "valid"))
     assert sorted(some) == ["train", "valid"]
     assert torch.equal(some["valid"].features["text"], splits["valid"].features["text"])

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.data.store import Manifest, SplitArrays, check_array, load_npz, read_manifest
+from harness.data.mmap_npz import open_npz
+from harness.data.store import Manifest, SplitArrays, check_array, read_manifest
 from harness.data.types import SPLITS, Batch, DataSpec, SplitData
 from harness.errors import DataError
 
@@ -21,15 +22,16 @@ MIN_STD = 1e-8  # features whose std over the training split is below this are l
 def read_split_arrays(
     directory: str | Path, split: str, manifest: Manifest | None = None
 ) -> SplitArrays:
-    """Read `<split>.npz` as numpy arrays, checking keys, dtypes, shapes and lengths against the
-    manifest: features[m] (N, T_m, D_m) float32, lengths[m] (N,) int64, labels (N,), ids (N,)."""
+    """Open `<split>.npz` memory-mapped (nothing big is read yet), checking keys, dtypes, shapes
+    and lengths against the manifest: features[m] (N, T_m, D_m) float32, lengths[m] (N,) int64,
+    labels (N,), ids (N,)."""
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
     if split not in manifest.splits:
         raise DataError(f"split {split!r} unknown; expected one of {list(manifest.splits)}")
     entry = manifest.splits[split]
     path = directory / entry.file
-    stored = load_npz(path)
+    stored = open_npz(path)
     lengths_keys = [f"{m}_lengths" for m in manifest.modalities]
     missing = [k for k in ["labels", "ids", *manifest.modalities, *lengths_keys] if k not in stored]
     if missing:
@@ -57,7 +59,8 @@ def load_split(
     device: str | torch.device = "cpu",
     manifest: Manifest | None = None,
 ) -> SplitData:
-    """One split of a store as tensors on `device` (validated against the manifest)."""
+    """One split of a store as tensors on `device` (validated against the manifest). On the CPU
+    the feature tensors share the memory-mapped file's pages: nothing is copied."""
     arrays = read_split_arrays(directory, split, manifest)
 
     def tensor(array: np.ndarray) -> torch.Tensor:
@@ -78,6 +81,26 @@ def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return steps.unsqueeze(0) < lengths.unsqueeze(1)
 
 
+def _masked_sum(
+    x: torch.Tensor, lengths: torch.Tensor, centre: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sum over real steps of x (n, T, D) (or of (x - centre)^2): (D,) float64."""
+    mask = padding_mask(lengths, x.shape[1]).unsqueeze(2)
+    values = x.double()
+    if centre is not None:
+        values = (values - centre).square()
+    return torch.where(mask, values, 0.0).sum(dim=(0, 1))
+
+
+def scale_rows(
+    rows: torch.Tensor, lengths: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """(rows - mean) / std at real steps, exact zeros at padding: rows (B, T, D) -> (B, T, D)."""
+    mask = padding_mask(lengths, rows.shape[1]).unsqueeze(2)
+    scaled = (rows - mean) / std
+    return torch.where(mask, scaled, torch.zeros((), dtype=rows.dtype, device=rows.device))
+
+
 class Standardizer:
     """Per-feature z-scoring with statistics from the real (unpadded) steps of the train split.
 
@@ -92,29 +115,45 @@ class Standardizer:
         self.mean: dict[str, torch.Tensor] = dict(mean or {})
         self.std: dict[str, torch.Tensor] = dict(std or {})
 
-    def fit(self, train: SplitData) -> Standardizer:
-        """Fit on features[m] (N, T_m, D_m) of the training split, ignoring padding."""
+    def fit(self, train: SplitData, chunk_elements: int = 1 << 24) -> Standardizer:
+        """Fit on features[m] (N, T_m, D_m) of the training split, ignoring padding. Two passes
+        (mean, then variance) over chunks of rows, so memory stays bounded for mapped splits."""
         for m, x in train.features.items():
-            mask = padding_mask(train.lengths[m], x.shape[1]).unsqueeze(2)  # (N, T, 1)
-            count = mask.sum()
-            mean = torch.where(mask, x, 0.0).sum(dim=(0, 1), dtype=torch.float64) / count
-            centred = torch.where(mask, x - mean.to(x.dtype), 0.0)
-            var = centred.square().sum(dim=(0, 1), dtype=torch.float64) / count
-            std = var.sqrt()
+            rows = max(1, chunk_elements // max(1, x.shape[1] * x.shape[2]))
+            chunks = [
+                (x[i : i + rows], train.lengths[m][i : i + rows]) for i in range(0, len(x), rows)
+            ]
+            count = sum(int(n.sum()) for _, n in chunks)
+            total = sum(_masked_sum(c, n) for c, n in chunks)
+            mean = total / count
+            squares = sum(_masked_sum(c, n, centre=mean) for c, n in chunks)
+            std = (squares / count).sqrt()
             std = torch.where(std < MIN_STD, torch.ones_like(std), std)
             self.mean[m], self.std[m] = mean.float().cpu(), std.float().cpu()
         return self
 
-    def transform(self, split: SplitData) -> SplitData:
-        """A new SplitData with (x - mean) / std at real steps and exact zeros at padding."""
+    def attach(self, split: SplitData) -> SplitData:
+        """The same split with this scaling applied lazily, batch by batch (no copy now)."""
+        self._check(split)
+        scale = {
+            m: (self.mean[m].to(x.device), self.std[m].to(x.device))
+            for m, x in split.features.items()
+        }
+        return SplitData(split.name, split.features, split.lengths, split.labels, split.ids, scale)
+
+    def _check(self, split: SplitData) -> None:
         missing = sorted(set(split.features) - set(self.mean))
         if missing:
             raise DataError(f"standardizer: no statistics for modality {missing}; fit on train")
+
+    def transform(self, split: SplitData) -> SplitData:
+        """A new SplitData with (x - mean) / std at real steps and exact zeros at padding,
+        materialised in memory (see `attach` for the lazy form used in training)."""
+        self._check(split)
         features = {}
         for m, x in split.features.items():
-            mask = padding_mask(split.lengths[m], x.shape[1]).unsqueeze(2)
-            scaled = (x - self.mean[m].to(x.device)) / self.std[m].to(x.device)
-            features[m] = torch.where(mask, scaled, torch.zeros((), dtype=x.dtype, device=x.device))
+            mean, std = self.mean[m].to(x.device), self.std[m].to(x.device)
+            features[m] = scale_rows(x, split.lengths[m], mean, std)
         return SplitData(
             name=split.name,
             features=features,
@@ -148,7 +187,7 @@ def load_dataset(
     loaded = {name: load_split(directory, name, device, manifest) for name in splits}
     if standardize:
         scaler = Standardizer().fit(loaded["train"])
-        loaded = {name: scaler.transform(data) for name, data in loaded.items()}
+        loaded = {name: scaler.attach(data) for name, data in loaded.items()}
     return manifest.data_spec(), loaded
 
 
@@ -165,7 +204,10 @@ def take_batch(split: SplitData, index: torch.Tensor) -> Batch:
     for m, x in split.features.items():
         lengths[m] = split.lengths[m][index]
         longest = int(lengths[m].max()) if index.numel() else 0
-        features[m] = x[:, :longest][index]
+        rows = x[index, :longest]
+        if split.scale is not None:
+            rows = scale_rows(rows, lengths[m], *split.scale[m])
+        features[m] = rows
     return Batch(features=features, lengths=lengths, labels=split.labels[index], index=index)
 
 

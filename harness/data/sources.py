@@ -5,20 +5,25 @@ Each source is registered under the name used in params.yaml (`datasets.<name>.s
   * `file`: feature files the user brings under datasets/ (tracked by datasets.dvc), in a
     registered format (`format:`). Built in: `npz`, one file per split holding the store's own
     keys (`<m>` (N, T_m, D_m) float32, `<m>_lengths` (N,) int, `labels` (N,), optional `ids`).
+  * `url`: public files, each declared with `{url, sha256, path}` under `files:`, downloaded
+    (resumably, checksummed; harness/data/download.py) into datasets/<name>/<path>, then read by
+    the registered reader named in `format:`. `msabench fetch NAME --path DIR` downloads nothing
+    and takes each file from DIR/<path>, checked against the same sha256.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
 from harness.config import DatasetConfig
-from harness.data.store import SplitArrays, write_store
+from harness.data.download import SHA256_PATTERN, download, verify_file
+from harness.data.formats import FORMATS
+from harness.data.store import write_store
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
-from harness.data.types import MODALITIES, SPLITS
 from harness.errors import ConfigError, DataError
 from harness.io_utils import sha256_file
 from harness.paths import DATASETS
@@ -26,7 +31,6 @@ from harness.registry import Registry
 
 Source = Callable[[DatasetConfig, Path, Path | None], None]
 SOURCES: Registry[Source] = Registry("dataset source")
-FORMATS: Registry[Callable[[Path, Mapping[str, Any]], dict[str, SplitArrays]]] = Registry("format")
 
 
 def fetch_dataset(config: DatasetConfig, target: Path, source_path: Path | None = None) -> None:
@@ -48,9 +52,7 @@ def _fetch_synthetic(config: DatasetConfig, target: Path, source_path: Path | No
 @SOURCES.register("file")
 def _fetch_file(config: DatasetConfig, target: Path, source_path: Path | None) -> None:
     key = f"datasets.{config.name}"
-    fmt = config.options.get("format")
-    if fmt not in FORMATS:
-        raise ConfigError(f"{key}.format: {FORMATS.unknown_message(fmt)}")
+    fmt = _format_option(config, key)
     path = source_path or resolve_user_path(config.options.get("path"), f"{key}.path")
     if not path.exists():
         raise DataError(
@@ -77,37 +79,77 @@ def resolve_user_path(value: Any, key: str) -> Path:
     return path if path.is_absolute() or path.parts[:1] == (DATASETS.name,) else DATASETS / path
 
 
-@FORMATS.register("npz")
-def read_npz_splits(directory: Path, options: Mapping[str, Any]) -> dict[str, SplitArrays]:
-    """`directory/{train,valid,test}.npz` with the feature store's keys; float64 features and
-    integer lengths of any width are accepted and converted."""
-    splits = {}
-    for split in SPLITS:
-        path = directory / f"{split}.npz"
-        if not path.is_file():
-            raise DataError(
-                f"{path}: not found; the npz format expects train.npz, valid.npz, test.npz"
+@dataclass(frozen=True)
+class RemoteFile:
+    """One declared file of a `url` dataset: where it comes from, its sha256 and where it goes
+    inside the dataset's raw folder (a relative POSIX path, keeping the bundle's layout)."""
+
+    url: str
+    sha256: str
+    path: str
+
+
+@SOURCES.register("url")
+def _fetch_url(config: DatasetConfig, target: Path, source_path: Path | None) -> None:
+    key = f"datasets.{config.name}"
+    fmt = _format_option(config, key)
+    files = parse_remote_files(config.options.get("files"), f"{key}.files")
+    if source_path is None:
+        raw_dir = DATASETS / config.name
+        for file in files:
+            download(file.url, file.sha256, raw_dir / file.path)
+    else:
+        raw_dir = source_path
+        if not raw_dir.is_dir():
+            raise DataError(f"{raw_dir}: not a directory (--path); expected the dataset's files")
+        for file in files:
+            verify_file(raw_dir / file.path, file.sha256)
+    splits = FORMATS.get(fmt)(raw_dir, config.options)
+    inputs = [{"name": file.path, "sha256": file.sha256} for file in files]
+    source = {
+        "type": "url",
+        "format": fmt,
+        "files": [{"url": file.url, "path": file.path} for file in files],
+        "local_copy": None if source_path is None else str(source_path),
+    }
+    write_store(target, config.name, config.kind, splits, source, inputs)
+
+
+_URL_SCHEME = re.compile(r"^https?://[^/\s]+", re.IGNORECASE)
+
+
+def parse_remote_files(value: Any, key: str) -> list[RemoteFile]:
+    """Validate a `files:` list of {url, sha256, path} mappings; ConfigError names the entry."""
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{key}: expected a non-empty list of {{url, sha256, path}}, got {value!r}"
+        )
+    files, seen = [], set()
+    for i, entry in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, Mapping) or set(entry) != {"url", "sha256", "path"}:
+            raise ConfigError(
+                f"{where}: expected a mapping with keys url, sha256, path, got {entry!r}"
             )
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-        splits[split] = _split_from_arrays(arrays, path, split)
-    return splits
+        url, sha256, path = entry["url"], entry["sha256"], entry["path"]
+        if not isinstance(url, str) or not _URL_SCHEME.match(url):
+            raise ConfigError(f"{where}.url: expected an http(s):// URL, got {url!r}")
+        if not isinstance(sha256, str) or not SHA256_PATTERN.match(sha256):
+            raise ConfigError(f"{where}.sha256: expected 64 hex characters, got {sha256!r}")
+        parts = PurePosixPath(path).parts if isinstance(path, str) else ()
+        if not parts or path.startswith("/") or ".." in parts or "\\" in path:
+            raise ConfigError(
+                f"{where}.path: expected a relative path inside the dataset, got {path!r}"
+            )
+        if path in seen:
+            raise ConfigError(f"{where}.path: {path!r} declared twice; expected distinct paths")
+        seen.add(path)
+        files.append(RemoteFile(url, sha256.lower(), str(PurePosixPath(path))))
+    return files
 
 
-def _split_from_arrays(arrays: dict[str, np.ndarray], path: Path, split: str) -> SplitArrays:
-    modalities = [m for m in MODALITIES if m in arrays]
-    if "labels" not in arrays or not modalities:
-        raise DataError(f"{path}: expected keys 'labels' and at least one of {list(MODALITIES)}")
-    for m in modalities:
-        if f"{m}_lengths" not in arrays:
-            raise DataError(f"{path}: key '{m}' present but '{m}_lengths' missing")
-    labels = np.asarray(arrays["labels"], dtype=np.float32).reshape(-1)
-    ids = arrays.get("ids")
-    if ids is None:
-        ids = np.array([f"{split}_{i:06d}" for i in range(labels.shape[0])])
-    return SplitArrays(
-        features={m: np.asarray(arrays[m], dtype=np.float32) for m in modalities},
-        lengths={m: np.asarray(arrays[f"{m}_lengths"]).astype(np.int64) for m in modalities},
-        labels=labels,
-        ids=np.asarray(ids).astype(str),
-    )
+def _format_option(config: DatasetConfig, key: str) -> str:
+    fmt = config.options.get("format")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{key}.format: {FORMATS.unknown_message(fmt)}")
+    return fmt

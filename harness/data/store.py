@@ -34,6 +34,7 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 LABEL_RANGES: dict[str, tuple[float, float]] = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+_CHECK_CHUNK = 1 << 24  # elements validated at a time (bounds memory for multi-GB splits)
 _EXTRA_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -186,18 +187,21 @@ def _check_modality(split: str, m: str, x: Any, lengths: Any, n: int) -> None:
             f"split '{split}': key '{m}_lengths' value {int(lengths[row])} at row {row} "
             f"outside [1, {max_len}]"
         )
-    finite = np.isfinite(x)
-    if not finite.all():
-        row = _first_bad_row(~finite)
-        raise DataError(f"split '{split}': key '{m}' has a non-finite value at row {row}")
-    padding = np.arange(max_len)[None, :] >= lengths[:, None]  # (N, T)
-    nonzero = (x != 0).any(axis=2) & padding
-    if nonzero.any():
-        row = _first_bad_row(nonzero)
-        raise DataError(
-            f"split '{split}': key '{m}' has nonzero padding at row {row} "
-            f"(expected zeros at t >= length {int(lengths[row])})"
-        )
+    rows = max(1, _CHECK_CHUNK // max(1, x.shape[1] * x.shape[2]))  # bounded temporaries
+    for start in range(0, n, rows):
+        chunk, chunk_lengths = x[start : start + rows], lengths[start : start + rows]
+        finite = np.isfinite(chunk).all(axis=(1, 2))
+        if not finite.all():
+            row = start + _first_bad_row(~finite)
+            raise DataError(f"split '{split}': key '{m}' has a non-finite value at row {row}")
+        padding = np.arange(max_len)[None, :] >= chunk_lengths[:, None]  # (rows, T)
+        nonzero = (chunk != 0).any(axis=2) & padding
+        if nonzero.any():
+            row = start + _first_bad_row(nonzero)
+            raise DataError(
+                f"split '{split}': key '{m}' has nonzero padding at row {row} "
+                f"(expected zeros at t >= length {int(lengths[row])})"
+            )
 
 
 def _check_split(split: str, arrays: SplitArrays, kind: str) -> None:

@@ -56,14 +56,17 @@ class Batch:
 
 @dataclass
 class SplitData:
-    """One split held in memory: features[m] (N, T_m, D_m) float32, lengths[m] (N,) int64,
-    labels (N,) float32, ids: N utterance ids."""
+    """One split: features[m] (N, T_m, D_m) float32 (usually memory-mapped from the store),
+    lengths[m] (N,) int64, labels (N,) float32, ids: N utterance ids."""
 
     name: str
     features: dict[str, torch.Tensor]
     lengths: dict[str, torch.Tensor]
     labels: torch.Tensor
     ids: list[str] = field(default_factory=list)
+    # per-modality (mean (D_m,), std (D_m,)) applied when batches are taken, so features that are
+    # memory-mapped from the store are never copied whole; None = use features as stored
+    scale: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
