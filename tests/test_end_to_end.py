@@ -104,3 +104,52 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     _dvc("repro", "-f", "-s", "train@synth-lf_dnn", cwd=project)
     train = [r for r in _mlflow_runs(project) if r.data.tags.get("msabench.stage") == "train"]
     assert len(train) == 4
+
+
+BUNDLE = REPO.parent / "shared" / "data" / "mosi-bclstm"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (BUNDLE / "label.csv").is_file(), reason="../shared MOSI bundle absent")
+def test_dvc_repro_on_real_mosi_by_url_and_a_dropped_in_mmsa_pickle(tmp_path: Path) -> None:
+    """mosi_bclstm declared by URL (served on 127.0.0.1) and an MMSA-layout pickle put under
+    datasets/ both run every stage of `dvc repro`."""
+    from loopback_http import LoopbackServer
+    from test_formats_pickles import mmsa_payload, write_pickle
+
+    project = tmp_path / "repo"
+    project.mkdir()
+    _copy_repository(project)
+    _tiny_params(project / "params.yaml")
+    write_pickle(project / "datasets" / "mmsa_tiny" / "unaligned_50.pkl", mmsa_payload())
+    with LoopbackServer(BUNDLE) as server:
+        raw = yaml.safe_load((project / "params.yaml").read_text())
+        for entry in raw["datasets"]["mosi_bclstm"]["files"]:
+            entry["url"] = f"{server.url}/{entry['path']}"
+        raw["datasets"]["mmsa_tiny"] = {
+            "source": "file",
+            "format": "mmsa",
+            "kind": "mosi",
+            "path": "mmsa_tiny",
+        }
+        raw["benchmark"] = {"datasets": ["mosi_bclstm", "mmsa_tiny"], "methods": ["lf_dnn"]}
+        raw["seeds"] = [1111]
+        (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        _run(["git", "init", "-q"], project)
+        _commit(project, "copy")
+        out = _dvc("repro", cwd=project)
+    for stage in (
+        "fetch@mosi_bclstm",
+        "fetch@mmsa_tiny",
+        "train@mosi_bclstm-lf_dnn",
+        "train@mmsa_tiny-lf_dnn",
+        "compare",
+    ):
+        assert f"Running stage '{stage}'" in out
+    from harness.records import load_records
+
+    records = {r.dataset: r for r in load_records(project / "results" / "runs")}
+    assert set(records) == {"mosi_bclstm", "mmsa_tiny"}
+    assert 0.6 < records["mosi_bclstm"].metrics["acc2_non0"] < 0.9  # real features, real signal
+    assert (project / "datasets" / "mosi_bclstm" / "label.csv").is_file()  # raw download kept
+    assert (project / "results" / "tables" / "mosi_bclstm.md").is_file()
