@@ -13,6 +13,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tests train small models on tiny data: one intra-op thread is fastest, and on a shared
+    2-core machine two threads per process oversubscribe it badly (10-25x slower measured)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
 

@@ -1,0 +1,254 @@
+"""MMIM: MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), following the authors' code
+(declare-lab/Multimodal-Infomax) and MMSA's configuration.
+
+Text, audio and vision are encoded to vectors (audio and vision: an LSTM over the real steps, its
+final hidden states of both directions, dropout and a Linear layer, d_ah = d_vh = 16 hidden and
+16 out). A fusion network (dropout, Linear + tanh, Linear + tanh: the fused vector, d_prjh 128)
+feeds the prediction. Hierarchical mutual-information maximisation:
+  * MMILB, the input-level bound I(x; y) >= E[log q(y|x)] + H(y) with a Gaussian q, between text
+    and vision and text and audio (and vision and audio with add_va): q's networks are trained in
+    their own step (`extra_step`, own Adam, lr 1e-3, weight decay 1e-4, excluded from the main
+    optimiser by `parameter_groups`); in the main step the encoders maximise the bound with q
+    held fixed: term "mmilb" = -mmilb_weight * sum of log-likelihoods;
+  * H(y) from label-split memories of recent batches (`LabelSplitMemory`; MMIM: mem_size 1):
+    term "entropy" = -entropy_weight * sum of entropy estimates (MMIM subtracts it with the same
+    weight as the likelihood, beta; here its own weight, 0.1 by default);
+  * CPC between the fused vector and each unimodal vector (a linear prediction of the unimodal
+    vector from the fused one, scored against the batch): term "cpc" = cpc_weight * sum of NCE.
+Total: task (L1) + mmilb + entropy + cpc. The paper and code call cpc_weight alpha and
+mmilb_weight beta (alpha = beta = 0.1); batch 32, lr 1e-3, weight decay 1e-4, gradient norm clip
+1.0, xavier-normal initialisation of every matrix. A weight of 0 removes its term (and a zero
+mmilb_weight skips the estimator step).
+
+Departures: pre-extracted text features through a (bidirectional) LSTM encoder instead of a
+fine-tuned BERT whose [CLS] vector is the text representation; the estimator step runs before
+every main step on the same batch (MMIM runs a whole epoch of estimator steps, then a whole epoch
+of main steps), on representations computed without gradient, and clips only the estimator's
+gradients; the memories roll over epochs and the entropy is estimated from memory + current batch
+from the first batch on (MMIM clears them each epoch and waits for one stored batch), with a
+jitter of 1e-3 on the covariance (MMIM's logdet is -inf on a degenerate batch); q's log-variance
+is tanh-bounded and the likelihood keeps its -logvar/2 term (MMIM's code drops it and leaves the
+variance unbounded, so its own step can only inflate the variance; `mmilb_reference_form`
+restores that form); the output is squashed into the label range as in TFN; no scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from harness.data.types import Batch, DataSpec
+from harness.errors import ConfigError
+from methods.base import MsaMethod, OptimHparams, register_method
+from methods.common.encoders import BoundedRegressionHead
+from methods.common.losses import task_loss
+from methods.common.mi_estimators import CPC, MMILB, estimator_step
+from methods.search_space import Choice, FloatRange
+
+MODALITIES = ("text", "audio", "vision")
+# (x, y) of each MMILB: q(y | x)
+PAIRS = {"tv": ("text", "vision"), "ta": ("text", "audio"), "va": ("vision", "audio")}
+
+
+@dataclass(frozen=True)
+class MMIMHparams(OptimHparams):
+    text_hidden: int = 64
+    text_out: int = 64
+    audio_hidden: int = 16  # d_ah
+    vision_hidden: int = 16  # d_vh
+    audio_out: int = 16  # d_aout
+    vision_out: int = 16  # d_vout
+    bidirectional: bool = True
+    text_dropout: float = 0.1
+    rnn_dropout: float = 0.0  # MMIM applies dropout_a/v only with several LSTM layers: 0 here
+    fusion_hidden: int = 128  # d_prjh
+    fusion_dropout: float = 0.1  # dropout_prj
+    cpc_weight: float = 0.1  # alpha
+    mmilb_weight: float = 0.1  # beta
+    entropy_weight: float = 0.1  # beta in MMIM
+    add_va: bool = False
+    memory_size: int = 1  # batches per label sign (mem_size)
+    mmilb_learning_rate: float = 1e-3
+    mmilb_weight_decay: float = 1e-4
+    mmilb_reference_form: bool = False
+    task_loss: str = "l1"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    grad_clip: float = 1.0
+
+
+class RNNEncoder(nn.Module):
+    """MMIM's RNNEncoder: an LSTM over the real steps, its final hidden state (both directions
+    concatenated when bidirectional), dropout and a Linear layer. x (B, T, D), lengths (B,) ->
+    (B, out_size)."""
+
+    def __init__(
+        self, in_size: int, hidden: int, out_size: int, dropout: float, bidirectional: bool
+    ) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(in_size, hidden, batch_first=True, bidirectional=bidirectional)
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(hidden * (2 if bidirectional else 1), out_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 0:  # an empty modality reads as one zero step
+            x = x.new_zeros(x.shape[0], 1, x.shape[2])
+        lengths = lengths.clamp(min=1, max=x.shape[1]).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, (hidden, _) = self.rnn(packed)
+        last = torch.cat(list(hidden[-2:]), dim=-1) if self.rnn.bidirectional else hidden[-1]
+        return self.project(self.dropout(last))
+
+
+def _check(hp: MMIMHparams) -> None:
+    for key in ("cpc_weight", "mmilb_weight", "entropy_weight"):
+        if getattr(hp, key) < 0:
+            raise ConfigError(
+                f"hparams.{key}: expected a non-negative weight, got {getattr(hp, key)}"
+            )
+    if hp.memory_size < 0:
+        raise ConfigError(f"hparams.memory_size: expected >= 0 batches, got {hp.memory_size}")
+
+
+@register_method("mmim")
+class MMIM(MsaMethod):
+    """MultiModal InfoMax. Outputs: prediction (B,), fusion (B, fusion_hidden), and the unimodal
+    vectors text (B, text_out), audio (B, audio_out), vision (B, vision_out)."""
+
+    Hparams = MMIMHparams
+    # MMSA uses the same MMIM settings for MOSI, MOSEI and SIMS
+    KIND_DEFAULTS = {"mosi": {}, "sims": {}}
+    SEARCH_SPACE = {
+        "learning_rate": FloatRange(3e-4, 3e-3, log=True),
+        "cpc_weight": FloatRange(0.01, 1.0, log=True),
+        "mmilb_weight": FloatRange(0.01, 1.0, log=True),
+        "entropy_weight": FloatRange(0.01, 1.0, log=True),
+        "fusion_hidden": Choice((64, 128)),
+        "fusion_dropout": FloatRange(0.0, 0.5),
+        "weight_decay": FloatRange(1e-6, 1e-3, log=True),
+    }
+
+    def __init__(self, hparams: MMIMHparams, spec: DataSpec) -> None:
+        super().__init__(hparams, spec)
+        _check(hparams)
+        hp, dims = hparams, spec.feature_dims
+        self.out_dims = {"text": hp.text_out, "audio": hp.audio_out, "vision": hp.vision_out}
+        self.encoders = nn.ModuleDict(
+            {
+                "text": RNNEncoder(
+                    dims["text"], hp.text_hidden, hp.text_out, hp.text_dropout, hp.bidirectional
+                ),
+                "audio": RNNEncoder(
+                    dims["audio"], hp.audio_hidden, hp.audio_out, hp.rnn_dropout, hp.bidirectional
+                ),
+                "vision": RNNEncoder(
+                    dims["vision"],
+                    hp.vision_hidden,
+                    hp.vision_out,
+                    hp.rnn_dropout,
+                    hp.bidirectional,
+                ),
+            }
+        )
+        self.fusion = nn.Sequential(
+            nn.Dropout(hp.fusion_dropout),
+            nn.Linear(sum(self.out_dims.values()), hp.fusion_hidden),
+            nn.Tanh(),
+            nn.Linear(hp.fusion_hidden, hp.fusion_hidden),
+            nn.Tanh(),
+        )
+        self.head = BoundedRegressionHead(hp.fusion_hidden, spec.label_range)
+        self.cpc = nn.ModuleDict({m: CPC(hp.fusion_hidden, self.out_dims[m]) for m in MODALITIES})
+        pairs = ("tv", "ta", "va") if hp.add_va else ("tv", "ta")
+        self.mmilb = nn.ModuleDict(
+            {
+                pair: MMILB(
+                    self.out_dims[PAIRS[pair][0]],
+                    self.out_dims[PAIRS[pair][1]],
+                    hp.memory_size,
+                    hp.mmilb_reference_form,
+                )
+                for pair in pairs
+            }
+        )
+        for parameter in self.parameters():  # MMIM: xavier_normal_ on every matrix
+            if parameter.dim() > 1:
+                nn.init.xavier_normal_(parameter)
+        self._estimator_optimizer = torch.optim.Adam(
+            self.estimator_parameters(),
+            lr=hp.mmilb_learning_rate,
+            weight_decay=hp.mmilb_weight_decay,
+        )
+
+    # -- parameters ------------------------------------------------------------------------------
+    def estimator_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of the MMILB networks (trained only in extra_step)."""
+        return [p for p in self.mmilb.parameters() if p.requires_grad]
+
+    def parameter_groups(self) -> list[dict]:
+        estimator = {id(p) for p in self.estimator_parameters()}
+        main = [p for p in self.parameters() if p.requires_grad and id(p) not in estimator]
+        return [{"params": main}]
+
+    def loss_weights(self) -> dict[str, float]:
+        hp = self.hparams
+        return {
+            "task": 1.0,
+            "mmilb": hp.mmilb_weight,
+            "entropy": hp.entropy_weight,
+            "cpc": hp.cpc_weight,
+        }
+
+    # -- model -----------------------------------------------------------------------------------
+    def encode(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Unimodal vectors {m: (B, out_m)}."""
+        return {m: self.encoders[m](batch.features[m], batch.lengths[m]) for m in MODALITIES}
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        encoded = self.encode(batch)
+        fusion = self.fusion(torch.cat([encoded[m] for m in ("text", "audio", "vision")], dim=-1))
+        return {"prediction": self.head(fusion), "fusion": fusion, **encoded}
+
+    def _likelihoods(self, encoded: dict[str, torch.Tensor], frozen: bool) -> torch.Tensor:
+        """Sum over pairs of mean log q(y|x): scalar; `frozen` lets no gradient reach q."""
+        total = encoded["text"].new_zeros(())
+        for pair, estimator in self.mmilb.items():
+            x, y = (encoded[m] for m in PAIRS[pair])
+            if frozen:
+                params = {name: p.detach() for name, p in estimator.named_parameters()}
+                total = total + functional_call(estimator, params, (x, y))
+            else:
+                total = total + estimator(x, y)
+        return total
+
+    def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        hp = self.hparams
+        terms = {"task": task_loss(hp.task_loss, outputs["prediction"], batch.labels)}
+        if hp.mmilb_weight > 0:
+            terms["mmilb"] = -hp.mmilb_weight * self._likelihoods(outputs, frozen=True)
+        if hp.entropy_weight > 0:
+            entropy = sum(
+                estimator.entropy(outputs[PAIRS[pair][1]], batch.labels, remember=self.training)
+                for pair, estimator in self.mmilb.items()
+            )
+            terms["entropy"] = -hp.entropy_weight * entropy
+        if hp.cpc_weight > 0:
+            nce = sum(self.cpc[m](outputs["fusion"], outputs[m]) for m in MODALITIES)
+            terms["cpc"] = hp.cpc_weight * nce
+        return terms
+
+    def extra_step(self, batch: Batch) -> dict[str, float]:
+        """MMIM's estimator step: fit q(y|x) by maximum likelihood on detached representations."""
+        if self.hparams.mmilb_weight == 0:
+            return {}
+        with torch.no_grad():
+            encoded = self.encode(batch)
+        loss = -self._likelihoods(encoded, frozen=False)
+        return {
+            "mmilb_lld": -estimator_step(self._estimator_optimizer, loss, self.hparams.grad_clip)
+        }
