@@ -87,8 +87,9 @@ def _list(params_path: Path) -> int:
 
     print("methods:")
     for name in METHODS.names():
-        doc = (METHODS.get(name).__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<10} {doc}")
+        module = sys.modules[METHODS.get(name).__module__]
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<10} {summary}")
     print("datasets (declared in params.yaml):")
     params = load_params(params_path)
     for name, config in sorted(params.datasets.items()):

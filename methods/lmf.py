@@ -1,0 +1,156 @@
+"""LMF: Low-rank Multimodal Fusion (Liu et al., ACL 2018), following MMSA's implementation.
+
+Paper: "Efficient Low-rank Multimodal Fusion with Modality-Specific Factors"; reference code
+Justin1904/Low-rank-Multimodal-Fusion, re-implemented in MMSA (models/singleTask/LMF.py). The
+pre-fusion encoders are TFN's: audio and vision are mean pooled over their real time steps and
+encoded by SubNets, text by an LSTM (TextSubNet). Each vector is extended with a constant 1,
+z_m = [1; h_m], and TFN's weight tensor W over the outer product z_a x z_v x z_t is replaced by a
+rank-r decomposition with modality-specific factors w_m^(i), i = 1..r:
+
+    f_m^(i) = z_m . w_m^(i)                    (B,) per modality and rank
+    y = sum_i lambda_i prod_m f_m^(i) + b        (fusion weights lambda (r,), bias b)
+
+so the (H_a+1)(H_v+1)(H_t+1) tensor is never built. Output dimension 1 (regression); loss L1 on y
+(MMSA's regression trainer).
+
+Reference settings (MMSA config_regression.json, MOSI): hidden_dims (text, audio, video) =
+128/16/128, text_out = text_hidden // 2 = 64, dropouts 0.3, rank 3, batch 64, lr 1e-3, factor lr
+1e-3, weight decay 5e-3; SIMS: hidden 64/16/64, dropouts 0.2, rank 4, batch 64, lr 2e-3, factor lr
+5e-4, weight decay 5e-3. methods.md's "hidden 128/16/128" is MMSA's (text, audio, video) order, so
+audio gets 16 and vision 128 here, as in MMSA.
+
+Departures:
+  * MMSA builds its optimiser from `list(model.parameters())[:3]` (the factors, at factor_lr) and
+    `[5:]` (the encoders), so the fusion weights and bias (positions 3 and 4) are never trained.
+    Here they are trained with the encoders' learning rate; the factors get `factor_learning_rate`.
+  * The output is linear as in MMSA, then clamped into the label range with a straight-through
+    gradient (the value is clamped, the gradient is the identity), so predictions respect the
+    range the metrics assume while training sees MMSA's linear output.
+  * MMSA declares a fourth (post-fusion) dropout that its forward never applies; it is omitted.
+  * Pre-extracted text features rather than BERT; sequences of any length with padding masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.data.types import Batch, DataSpec
+from methods.base import MsaMethod, OptimHparams, register_method
+from methods.common.encoders import PooledUnimodalEncoders
+from methods.common.losses import task_loss
+from methods.search_space import Choice, FloatRange, IntRange
+
+FUSION_ORDER: tuple[str, ...] = ("audio", "vision", "text")
+
+
+@dataclass(frozen=True)
+class LMFHparams(OptimHparams):
+    audio_hidden: int = 16
+    vision_hidden: int = 128
+    text_hidden: int = 128
+    text_out: int = 64  # MMSA: text_hidden // 2
+    dropout: float = 0.3  # of the three pre-fusion subnetworks
+    rank: int = 3
+    factor_learning_rate: float = 1e-3
+    task_loss: str = "l1"
+    learning_rate: float = 1e-3
+    weight_decay: float = 5e-3
+    batch_size: int = 64
+
+
+def straight_through_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Values of x clamped into [low, high], with the identity as gradient (any shape)."""
+    return x + (x.clamp(low, high) - x).detach()
+
+
+class LowRankFusion(nn.Module):
+    """Rank-r modality-specific factors over [1; h_m] for each modality m, summed over rank with
+    learned fusion weights plus a bias. vectors: list of (B, H_m) -> (prediction (B,),
+    per-rank products (B, r))."""
+
+    def __init__(self, sizes: list[int], rank: int) -> None:
+        super().__init__()
+        # factor m: (r, H_m + 1); MMSA's (r, H_m + 1, 1) with output_dim 1, same Xavier fans
+        self.factors = nn.ParameterList(
+            nn.Parameter(nn.init.xavier_normal_(torch.empty(rank, size + 1))) for size in sizes
+        )
+        self.fusion_weights = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, rank)))
+        self.fusion_bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, vectors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        product = None
+        for vector, factor in zip(vectors, self.factors, strict=True):
+            extended = torch.cat([vector.new_ones(vector.shape[0], 1), vector], dim=-1)
+            projected = extended @ factor.T  # (B, r)
+            product = projected if product is None else product * projected
+        assert product is not None
+        prediction = (product @ self.fusion_weights.T).squeeze(-1) + self.fusion_bias
+        return prediction, product
+
+
+@register_method("lmf")
+class LMF(MsaMethod):
+    """Low-rank Multimodal Fusion. Outputs: prediction (B,), fused (B, rank) (the per-rank
+    products before the fusion weights)."""
+
+    Hparams = LMFHparams
+    KIND_DEFAULTS = {
+        "mosi": {},
+        "sims": {
+            "text_hidden": 64,
+            "vision_hidden": 64,
+            "text_out": 32,
+            "dropout": 0.2,
+            "rank": 4,
+            "learning_rate": 2e-3,
+            "factor_learning_rate": 5e-4,
+        },
+    }
+    SEARCH_SPACE = {
+        "rank": IntRange(2, 8),
+        "learning_rate": FloatRange(3e-4, 3e-3, log=True),
+        "factor_learning_rate": FloatRange(1e-4, 3e-3, log=True),
+        "weight_decay": FloatRange(1e-5, 1e-2, log=True),
+        "dropout": FloatRange(0.0, 0.5),
+        "audio_hidden": Choice((8, 16, 32)),
+    }
+
+    def __init__(self, hparams: LMFHparams, spec: DataSpec) -> None:
+        super().__init__(hparams, spec)
+        self.encoders = PooledUnimodalEncoders(
+            spec.feature_dims,
+            hidden={
+                "audio": hparams.audio_hidden,
+                "vision": hparams.vision_hidden,
+                "text": hparams.text_hidden,
+            },
+            text_out=hparams.text_out,
+            dropout=dict.fromkeys(FUSION_ORDER, hparams.dropout),
+        )
+        sizes = {"audio": hparams.audio_hidden, "vision": hparams.vision_hidden}
+        sizes["text"] = hparams.text_out
+        self.fusion = LowRankFusion([sizes[m] for m in FUSION_ORDER], hparams.rank)
+        self.label_range = tuple(float(v) for v in spec.label_range)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        encoded = self.encoders(batch)
+        raw, fused = self.fusion([encoded[m] for m in FUSION_ORDER])
+        return {"prediction": straight_through_clamp(raw, *self.label_range), "fused": fused}
+
+    def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"task": task_loss(self.hparams.task_loss, outputs["prediction"], batch.labels)}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The modality-specific factors at `factor_learning_rate`; everything else (encoders,
+        fusion weights and bias) at the default learning rate."""
+        factors = list(self.fusion.factors)
+        factor_ids = {id(p) for p in factors}
+        others = [p for p in self.parameters() if p.requires_grad and id(p) not in factor_ids]
+        return [
+            {"params": factors, "lr": self.hparams.factor_learning_rate},
+            {"params": others},
+        ]

@@ -1,0 +1,332 @@
+"""Self-MM: self-supervised multi-task learning (Yu et al., AAAI 2021), following MMSA's SELF_MM.
+
+Paper: "Learning Modality-Specific Representations with Self-Supervised Multi-Task Learning for
+Multimodal Sentiment Analysis"; reference code thuiar/Self-MM, re-implemented in MMSA
+(models/multiTask/SELF_MM.py, trains/multiTask/SELF_MM.py). Each modality is encoded by an LSTM
+over its real time steps (hidden state at the last real step, dropout, linear). The concatenation
+[t; a; v] feeds the fused head (M) and each unimodal vector its own head (T, A, V); every head is
+dropout -> Linear+ReLU (its "representation" F_s) -> Linear+ReLU -> Linear(1).
+
+ULGM (unimodal label generation module). For every training sample i the module keeps the
+self-generated labels y_t, y_a, y_v (initialised to the multimodal label y_m at the sample's first
+visit) and the latest representations F_s(i) of the fused and unimodal heads. Class centres C_s^p,
+C_s^n are the means of the stored F_s over all visited samples whose label (y_m for the fused
+head, y_s for modality s) is > 0, resp. < 0 (MMSA's excludeZero), recomputed at every training
+batch from that memory as in the paper and MMSA (not a momentum average of batch means). For the
+current batch, with
+d^p = ||F_s - C_s^p||, d^n = ||F_s - C_s^n||:
+
+    alpha_s = (d_s^n - d_s^p) / (d_s^p + eps)           (the same for the fused head: alpha_m)
+    y_s'    = clamp(y_m alpha_s / (2 alpha_m) + (y_m + alpha_s - alpha_m) / 2, label range)
+    y_s    <- (n - 1) / (n + 1) y_s + 2 / (n + 1) y_s'    (the paper's momentum, n = epoch)
+
+Loss (named terms): "task" = |y_hat_m - y_m| (mean over the batch); for s in text/audio/vision,
+"s" = unimodal_weight * mean_i tanh(|y_s(i) - y_m(i)|) |y_hat_s(i) - y_s(i)|.
+
+Reference settings (MMSA config_regression.json, MOSI): batch 16, lr 5e-3 for the audio and video
+encoders and 1e-3 for the rest (BERT 5e-5), weight decay 1e-3 everywhere, LSTM hidden a/v 16/32,
+audio_out 16, video_out 32, post dims fusion/text/audio/video 128/32/16/32, post dropouts
+0.0/0.1/0.1/0.0; SIMS: batch 32, v_lstm_hidden 64, post_text_dim 64, a/v weight decay 0.01.
+
+Departures:
+  * Text: an LSTM over pre-extracted text features (hidden 64, out 64) instead of fine-tuned BERT.
+  * "Over epochs" is a per-sample visit counter: n = the number of training batches that have held
+    sample i, which equals MMSA's epoch count when each epoch visits each sample once. Labels are
+    updated from visit label_warmup_visits + 1 on (MMSA: from epoch 2). The memory grows lazily to
+    the largest batch.index seen; it is not part of the state dict (early stopping restores the
+    weights, not the labels) and is touched only in training mode, never by eval batches.
+  * In eval mode loss_terms returns "task" only: self-generated labels exist for training rows only.
+  * MMSA accumulates gradients over update_epochs = 4 batches; the harness steps every batch.
+  * A zero denominator alpha_m + eps is replaced by eps (MMSA can divide by zero there); the
+    label range is the dataset's (MMSA's H: 3 for MOSI, 1 for SIMS).
+  * The LSTMs run over the padded batch and the output at the last real step is taken (the same
+    value as MMSA's packed final state; several times faster on CPU).
+  * The fused prediction is linear as in MMSA, clamped into the label range with a straight-through
+    gradient, so predictions respect the metrics' range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.data.types import Batch, DataSpec
+from methods.base import MsaMethod, OptimHparams, register_method
+from methods.common.losses import task_loss
+from methods.search_space import Choice, FloatRange
+
+UNIMODAL: tuple[str, ...] = ("text", "audio", "vision")
+HEADS: tuple[str, ...] = ("fusion", *UNIMODAL)  # column order of the label memory
+EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class SelfMMHparams(OptimHparams):
+    text_hidden: int = 64
+    text_out: int = 64
+    audio_lstm_hidden: int = 16
+    vision_lstm_hidden: int = 32
+    audio_out: int = 16
+    vision_out: int = 32
+    text_encoder_dropout: float = 0.1
+    av_encoder_dropout: float = 0.0
+    post_fusion_dim: int = 128
+    post_text_dim: int = 32
+    post_audio_dim: int = 16
+    post_vision_dim: int = 32
+    post_fusion_dropout: float = 0.0
+    post_text_dropout: float = 0.1
+    post_audio_dropout: float = 0.1
+    post_vision_dropout: float = 0.0
+    unimodal_weight: float = 1.0
+    label_warmup_visits: int = 1
+    exclude_zero: bool = True
+    task_loss: str = "l1"
+    learning_rate: float = 1e-3
+    av_learning_rate: float = 5e-3
+    weight_decay: float = 1e-3
+    av_weight_decay: float = 1e-3
+    batch_size: int = 16
+
+
+def straight_through_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Values of x clamped into [low, high], with the identity as gradient (any shape)."""
+    return x + (x.clamp(low, high) - x).detach()
+
+
+class LastStateLSTM(nn.Module):
+    """MMSA's AuViSubNet: an LSTM over the sequence, its hidden state at the last real step,
+    dropout and a linear projection. x (B, T, D), lengths (B,) -> (B, out_size).
+
+    The LSTM runs over the padded batch and the output at step length - 1 is taken: the LSTM is
+    causal, so this equals the final state of a packed run (to float rounding), and on CPU it is
+    several times faster than packing (whose backward pass dominated an epoch)."""
+
+    def __init__(self, in_size: int, hidden_size: int, out_size: int, dropout: float) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(in_size, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(hidden_size, out_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.rnn(x)
+        last = lengths.to(x.device).clamp(1, x.shape[1]) - 1
+        final = outputs[torch.arange(x.shape[0], device=x.device), last]
+        return self.project(self.dropout(final))
+
+
+class PredictionHead(nn.Module):
+    """Dropout -> Linear+ReLU (the representation) -> Linear+ReLU -> Linear(1).
+    (B, in_size) -> (representation (B, dim), score (B,))."""
+
+    def __init__(self, in_size: int, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.represent = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_size, dim), nn.ReLU())
+        self.score = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        representation = self.represent(x)
+        return representation, self.score(representation).squeeze(-1)
+
+
+class UnimodalLabelMemory(nn.Module):
+    """ULGM's per-training-sample state, N = largest index seen + 1 (grown lazily):
+    labels (N, 4) with columns HEADS (fusion = y_m, then y_t, y_a, y_v), visits (N,) int64, and
+    features_<head> (N, D_head), the latest representation of each head. Non-persistent buffers."""
+
+    def __init__(
+        self,
+        dims: dict[str, int],
+        label_range: tuple[float, float],
+        warmup_visits: int,
+        exclude_zero: bool,
+    ) -> None:
+        super().__init__()
+        self.low, self.high = (float(v) for v in label_range)
+        self.warmup_visits = warmup_visits
+        self.exclude_zero = exclude_zero
+        self.register_buffer("labels", torch.zeros(0, len(HEADS)), persistent=False)
+        self.register_buffer("visits", torch.zeros(0, dtype=torch.long), persistent=False)
+        for head in HEADS:
+            self.register_buffer(f"features_{head}", torch.zeros(0, dims[head]), persistent=False)
+
+    def features(self, head: str) -> torch.Tensor:
+        return getattr(self, f"features_{head}")
+
+    def _grow(self, size: int) -> None:
+        """Extend every buffer with zero rows up to `size` rows (never shrinks)."""
+        extra = size - self.visits.shape[0]
+        if extra <= 0:
+            return
+        for name in ["labels", "visits", *(f"features_{h}" for h in HEADS)]:
+            old = getattr(self, name)
+            setattr(self, name, torch.cat([old, old.new_zeros(extra, *old.shape[1:])]))
+
+    @torch.no_grad()
+    def targets(self, index: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Labels (B, 4) of rows index (B,), initialising first-visited rows to labels (B,)."""
+        self._grow(int(index.max()) + 1)
+        first = self.visits[index] == 0
+        self.labels[index[first]] = labels[first].unsqueeze(1).expand(-1, len(HEADS))
+        self.labels[index, 0] = labels
+        return self.labels[index].clone()
+
+    def _centres(self, head: str, column: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(positive centre, negative centre), each (D,), over visited rows; None if a class is
+        empty."""
+        seen = self.visits > 0
+        label = self.labels[:, column]
+        positive = seen & ((label > 0) if self.exclude_zero else (label >= 0))
+        classes = torch.stack([positive, seen & (label < 0)]).to(label.dtype)  # (2, N)
+        counts = classes.sum(dim=1)
+        if bool((counts == 0).any()):
+            return None
+        centres = (classes @ self.features(head)) / counts.unsqueeze(1)  # (2, D)
+        return centres[0], centres[1]
+
+    @staticmethod
+    def _relative_distance(
+        features: torch.Tensor, centres: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """alpha = (d_neg - d_pos) / (d_pos + eps): features (B, D) -> (B,)."""
+        d_pos = torch.linalg.vector_norm(features - centres[0], dim=-1)
+        d_neg = torch.linalg.vector_norm(features - centres[1], dim=-1)
+        return (d_neg - d_pos) / (d_pos + EPS)
+
+    @torch.no_grad()
+    def update(self, index: torch.Tensor, features: dict[str, torch.Tensor]) -> None:
+        """One training batch: count the visit, move the labels of rows past their warm-up
+        (centres from the memory before this batch), then store the batch's representations.
+        index (B,), features[head] (B, D_head)."""
+        self.visits[index] += 1
+        due = self.visits[index] > self.warmup_visits
+        fusion_centres = self._centres("fusion", 0)
+        if due.any() and fusion_centres is not None:
+            rows = index[due]
+            y_m = self.labels[rows, 0]
+            n = self.visits[rows].to(y_m.dtype)
+            alpha_m = self._relative_distance(features["fusion"][due], fusion_centres)
+            denominator = alpha_m + EPS
+            denominator = torch.where(denominator == 0, torch.full_like(y_m, EPS), denominator)
+            for column, head in enumerate(UNIMODAL, start=1):
+                centres = self._centres(head, column)
+                if centres is None:
+                    continue
+                alpha_s = self._relative_distance(features[head][due], centres)
+                generated = 0.5 * y_m * alpha_s / denominator + 0.5 * (y_m + alpha_s - alpha_m)
+                generated = generated.clamp(self.low, self.high)
+                old = self.labels[rows, column]
+                moved = (n - 1) / (n + 1) * old + 2 / (n + 1) * generated
+                self.labels[rows, column] = moved.clamp(self.low, self.high)  # float rounding
+        for head in HEADS:
+            self.features(head)[index] = features[head].to(self.features(head).dtype)
+
+
+@register_method("self_mm")
+class SelfMM(MsaMethod):
+    """Self-MM. Outputs: prediction (B,) (fused head, in the label range), prediction_<s> (B,)
+    for s in text/audio/vision, representation_<head> (B, post_<head>_dim) for the four heads."""
+
+    Hparams = SelfMMHparams
+    KIND_DEFAULTS = {
+        "mosi": {},
+        "sims": {
+            "batch_size": 32,
+            "vision_lstm_hidden": 64,
+            "post_text_dim": 64,
+            "av_weight_decay": 1e-2,
+        },
+    }
+    SEARCH_SPACE = {
+        "learning_rate": FloatRange(3e-4, 3e-3, log=True),
+        "av_learning_rate": FloatRange(1e-3, 1e-2, log=True),
+        "weight_decay": FloatRange(1e-5, 1e-2, log=True),
+        "unimodal_weight": FloatRange(0.1, 2.0),
+        "post_fusion_dropout": FloatRange(0.0, 0.5),
+        "post_fusion_dim": Choice((64, 128)),
+    }
+
+    def __init__(self, hparams: SelfMMHparams, spec: DataSpec) -> None:
+        super().__init__(hparams, spec)
+        hp, dims = hparams, spec.feature_dims
+        self.text_encoder = LastStateLSTM(
+            dims["text"], hp.text_hidden, hp.text_out, hp.text_encoder_dropout
+        )
+        self.audio_encoder = LastStateLSTM(
+            dims["audio"], hp.audio_lstm_hidden, hp.audio_out, hp.av_encoder_dropout
+        )
+        self.vision_encoder = LastStateLSTM(
+            dims["vision"], hp.vision_lstm_hidden, hp.vision_out, hp.av_encoder_dropout
+        )
+        fused_in = hp.text_out + hp.audio_out + hp.vision_out
+        self.heads = nn.ModuleDict(
+            {
+                "fusion": PredictionHead(fused_in, hp.post_fusion_dim, hp.post_fusion_dropout),
+                "text": PredictionHead(hp.text_out, hp.post_text_dim, hp.post_text_dropout),
+                "audio": PredictionHead(hp.audio_out, hp.post_audio_dim, hp.post_audio_dropout),
+                "vision": PredictionHead(hp.vision_out, hp.post_vision_dim, hp.post_vision_dropout),
+            }
+        )
+        head_dims = {
+            "fusion": hp.post_fusion_dim,
+            "text": hp.post_text_dim,
+            "audio": hp.post_audio_dim,
+            "vision": hp.post_vision_dim,
+        }
+        self.label_range = tuple(float(v) for v in spec.label_range)
+        self.label_memory = UnimodalLabelMemory(
+            head_dims, spec.label_range, hp.label_warmup_visits, hp.exclude_zero
+        )
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        encoded = {
+            "text": self.text_encoder(batch.features["text"], batch.lengths["text"]),
+            "audio": self.audio_encoder(batch.features["audio"], batch.lengths["audio"]),
+            "vision": self.vision_encoder(batch.features["vision"], batch.lengths["vision"]),
+        }
+        encoded["fusion"] = torch.cat([encoded[m] for m in UNIMODAL], dim=-1)
+        outputs: dict[str, torch.Tensor] = {}
+        for head in HEADS:
+            representation, score = self.heads[head](encoded[head])
+            outputs[f"representation_{head}"] = representation
+            outputs[f"prediction_{head}"] = score
+        fused = outputs.pop("prediction_fusion")
+        outputs["prediction"] = straight_through_clamp(fused, *self.label_range)
+        return outputs
+
+    def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Always "task"; in training mode with unimodal_weight > 0 also "text", "audio" and
+        "vision", computed from the label memory at batch.index, which is then updated."""
+        terms = {"task": task_loss(self.hparams.task_loss, outputs["prediction"], batch.labels)}
+        weight = self.hparams.unimodal_weight
+        if not self.training or weight == 0:
+            return terms
+        targets = self.label_memory.targets(batch.index, batch.labels)
+        for column, head in enumerate(UNIMODAL, start=1):
+            importance = torch.tanh((targets[:, column] - targets[:, 0]).abs())
+            error = (outputs[f"prediction_{head}"] - targets[:, column]).abs()
+            terms[head] = weight * (importance * error).mean()
+        representations = {h: outputs[f"representation_{h}"].detach() for h in HEADS}
+        self.label_memory.update(batch.index, representations)
+        return terms
+
+    def loss_weights(self) -> dict[str, float]:
+        return {"task": 1.0, **dict.fromkeys(UNIMODAL, self.hparams.unimodal_weight)}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Audio and vision encoders at av_learning_rate / av_weight_decay; the text encoder and
+        the four heads at the default learning rate and weight decay (MMSA's grouping)."""
+        av = [*self.audio_encoder.parameters(), *self.vision_encoder.parameters()]
+        av_ids = {id(p) for p in av}
+        others = [p for p in self.parameters() if p.requires_grad and id(p) not in av_ids]
+        return [
+            {
+                "params": av,
+                "lr": self.hparams.av_learning_rate,
+                "weight_decay": self.hparams.av_weight_decay,
+            },
+            {"params": others},
+        ]
