@@ -13,6 +13,7 @@ A method is an `nn.Module` subclass that
 from __future__ import annotations
 
 import dataclasses
+from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -48,7 +49,7 @@ class OptimHparams:
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
 
 
-class MsaMethod(nn.Module):
+class MsaMethod(nn.Module, metaclass=ABCMeta):
     """Base class of all methods; see the module docstring for the contract."""
 
     name: ClassVar[str] = ""
@@ -82,13 +83,13 @@ class MsaMethod(nn.Module):
         return cls.Hparams(**values)
 
     # -- the interface ------------------------------------------------------------------------
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+    @abstractmethod
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Batch -> outputs with at least "prediction" (B,) in the label range."""
 
-    def loss_terms(
-        self, batch: Batch, outputs: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement loss_terms")
+    @abstractmethod
+    def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Named, already weighted scalar loss terms; the loop minimises their sum."""
 
     def extra_step(self, batch: Batch) -> dict[str, float]:
         """Hook for an extra optimisation step before the main one (default: none).

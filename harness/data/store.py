@@ -9,10 +9,9 @@ Layout of `<store>/`:
         "ids"          unicode (N,), unique within the store
     <extra>.npz              optional named groups of arrays (e.g. latents.npz: "train/shared", ...)
 
-The .npz files are written uncompressed with fixed zip timestamps, so the same arrays give the same
-bytes and the same `data_hash` on every rewrite (numpy's own `savez` stamps the current time).
-A store is written into a temporary directory and renamed into place, never half-written.
-"""
+The .npz files are written uncompressed (so training can memory-map them, see mmap_npz.py) with
+fixed zip timestamps, so the same arrays give the same bytes and `data_hash` on every rewrite.
+A store is written into a temporary directory and renamed into place, never half-written."""
 
 from __future__ import annotations
 
