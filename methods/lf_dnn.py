@@ -55,15 +55,8 @@ class LFDNN(MsaMethod):
 
     def __init__(self, hparams: LFDNNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
-        self.encoders = PooledUnimodalEncoders(
-            spec.feature_dims,
-            hidden={
-                "audio": hparams.audio_hidden,
-                "vision": hparams.vision_hidden,
-                "text": hparams.text_hidden,
-            },
-            text_out=hparams.text_out,
-            dropout=dict.fromkeys(("audio", "vision", "text"), hparams.dropout),
+        self.encoders = PooledUnimodalEncoders.from_hparams(
+            spec.feature_dims, hparams, hparams.dropout
         )
         fused = hparams.audio_hidden + hparams.vision_hidden + hparams.text_out
         self.post_fusion = post_fusion_mlp(

@@ -121,15 +121,8 @@ class LMF(MsaMethod):
 
     def __init__(self, hparams: LMFHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
-        self.encoders = PooledUnimodalEncoders(
-            spec.feature_dims,
-            hidden={
-                "audio": hparams.audio_hidden,
-                "vision": hparams.vision_hidden,
-                "text": hparams.text_hidden,
-            },
-            text_out=hparams.text_out,
-            dropout=dict.fromkeys(FUSION_ORDER, hparams.dropout),
+        self.encoders = PooledUnimodalEncoders.from_hparams(
+            spec.feature_dims, hparams, hparams.dropout
         )
         sizes = {"audio": hparams.audio_hidden, "vision": hparams.vision_hidden}
         sizes["text"] = hparams.text_out

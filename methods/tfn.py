@@ -76,19 +76,10 @@ class TFN(MsaMethod):
 
     def __init__(self, hparams: TFNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
-        self.encoders = PooledUnimodalEncoders(
+        self.encoders = PooledUnimodalEncoders.from_hparams(
             spec.feature_dims,
-            hidden={
-                "audio": hparams.audio_hidden,
-                "vision": hparams.vision_hidden,
-                "text": hparams.text_hidden,
-            },
-            text_out=hparams.text_out,
-            dropout={
-                "audio": hparams.audio_dropout,
-                "vision": hparams.vision_dropout,
-                "text": hparams.text_dropout,
-            },
+            hparams,
+            {m: getattr(hparams, f"{m}_dropout") for m in ("audio", "vision", "text")},
         )
         fused = (hparams.audio_hidden + 1) * (hparams.vision_hidden + 1) * (hparams.text_out + 1)
         self.post_fusion = post_fusion_mlp(

@@ -88,6 +88,16 @@ class PooledUnimodalEncoders(nn.Module):
         self.vision = SubNet(feature_dims["vision"], hidden["vision"], dropout["vision"])
         self.text = TextSubNet(feature_dims["text"], hidden["text"], text_out, dropout["text"])
 
+    @classmethod
+    def from_hparams(
+        cls, feature_dims: dict[str, int], hparams: object, dropout: float | dict[str, float]
+    ) -> PooledUnimodalEncoders:
+        """Built from hparams fields audio_hidden, vision_hidden, text_hidden and text_out; one
+        dropout for all three modalities or one per modality."""
+        hidden = {m: getattr(hparams, f"{m}_hidden") for m in ("audio", "vision", "text")}
+        rates = dropout if isinstance(dropout, dict) else dict.fromkeys(hidden, dropout)
+        return cls(feature_dims, hidden, hparams.text_out, rates)
+
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return {
             "audio": self.audio(masked_mean(batch.features["audio"], batch.mask("audio"))),
