@@ -1,4 +1,4 @@
-"""Command line: `msabench {fetch,tune,train,compare,list}` (also `python -m harness`).
+"""Command line: `msabench {fetch,tune,train,probe,compare,list}` (also `python -m harness`).
 
 Every DVC stage calls one of these subcommands. User errors print as a single line
 (`msabench: error: ...`) with exit status 2; nothing is left half-written.
@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         stage.add_argument("dataset")
         stage.add_argument("method")
 
+    probe = sub.add_parser(
+        "probe", help="linear probes of a factorized model's representations for true latents"
+    )
+    probe.add_argument("dataset")
+    probe.add_argument("method", nargs="?", default="fine")
     sub.add_parser("compare", help="significance-tested comparison tables under results/")
     sub.add_parser("list", help="registered methods and datasets")
     return parser
@@ -75,6 +80,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         pipeline.tune(params, args.dataset, args.method)
     elif args.command == "train":
         pipeline.train(params, args.dataset, args.method)
+    elif args.command == "probe":
+        pipeline.probe(params, args.dataset, args.method)
     elif args.command == "compare":
         pipeline.compare(params)
     return 0

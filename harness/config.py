@@ -35,6 +35,7 @@ class TrainConfig:
     max_epochs: int = 25
     patience: int = 5
     select_metric: str = "mae"
+    workers: int = 1  # processes training seeds at once
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TuneConfig:
     sampler_seed: int = 42
     pruner_startup_trials: int = 3
     pruner_warmup_steps: int = 3
+    enqueue_defaults: bool = True  # trial 0 = the method's defaults, so tuning never ends worse
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,15 @@ class Params:
     benchmark_methods: tuple[str, ...]
     seeds: tuple[int, ...]
     device: str
+    num_threads: int
     tracking_uri: str
     datasets: Mapping[str, DatasetConfig]
     methods: Mapping[str, MethodConfig]
     train: TrainConfig
     tune: TuneConfig
     alpha: float
+    probe_datasets: tuple[str, ...]
+    probe_methods: tuple[str, ...]
     raw: Mapping[str, Any]
 
     def dataset(self, name: str) -> DatasetConfig:
@@ -99,6 +104,7 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         benchmark_methods=tuple(reader.name_list("benchmark.methods")),
         seeds=tuple(reader.int_list("seeds")),
         device=reader.string("device", default="auto"),
+        num_threads=reader.non_negative_int("num_threads", default=0),
         tracking_uri=reader.string("mlflow.tracking_uri", default="sqlite:///mlflow.db"),
         datasets=datasets,
         methods=methods,
@@ -106,6 +112,7 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
             max_epochs=reader.positive_int("train.max_epochs"),
             patience=reader.positive_int("train.patience"),
             select_metric=reader.string("train.select_metric", default="mae"),
+            workers=reader.positive_int("train.workers", default=1),
         ),
         tune=TuneConfig(
             n_trials=reader.positive_int("tune.n_trials"),
@@ -114,8 +121,11 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
             sampler_seed=reader.integer("tune.sampler_seed", default=42),
             pruner_startup_trials=reader.integer("tune.pruner.n_startup_trials", default=3),
             pruner_warmup_steps=reader.integer("tune.pruner.n_warmup_steps", default=3),
+            enqueue_defaults=reader.boolean("tune.enqueue_defaults", default=True),
         ),
         alpha=reader.probability("compare.alpha", default=0.05),
+        probe_datasets=tuple(reader.name_list("probe.datasets", default=[], allow_empty=True)),
+        probe_methods=tuple(reader.name_list("probe.methods", default=[], allow_empty=True)),
         raw=raw,
     )
     _check_names(params, source)
@@ -176,6 +186,18 @@ def _check_names(params: Params, source: str) -> None:
     for name in params.benchmark_methods:
         if name not in METHODS:
             raise ConfigError(f"{source}: benchmark.methods: {METHODS.unknown_message(name)}")
+    for name in params.probe_datasets:
+        if name not in params.benchmark_datasets:
+            raise ConfigError(
+                f"{source}: probe.datasets: '{name}' is not in benchmark.datasets "
+                f"({', '.join(params.benchmark_datasets)}); the probe reads its tuned study"
+            )
+    for name in params.probe_methods:
+        if name not in params.benchmark_methods:
+            raise ConfigError(
+                f"{source}: probe.methods: '{name}' is not in benchmark.methods; "
+                "the probe reads its tuned hyperparameters"
+            )
     try:
         info = metric_info(params.train.select_metric)
     except KeyError as exc:
@@ -225,10 +247,22 @@ class _Reader:
             raise self.fail(dotted, "an integer", value)
         return value
 
+    def non_negative_int(self, dotted: str, default: Any = _MISSING) -> int:
+        value = self.integer(dotted, default)
+        if value < 0:
+            raise self.fail(dotted, "an integer >= 0", value)
+        return value
+
     def positive_int(self, dotted: str, default: Any = _MISSING) -> int:
         value = self.integer(dotted, default)
         if value < 1:
             raise self.fail(dotted, "a positive integer", value)
+        return value
+
+    def boolean(self, dotted: str, default: Any = _MISSING) -> bool:
+        value = self.get(dotted, default)
+        if not isinstance(value, bool):
+            raise self.fail(dotted, "true or false", value)
         return value
 
     def probability(self, dotted: str, default: Any = _MISSING) -> float:
@@ -243,10 +277,17 @@ class _Reader:
             raise self.fail(dotted, "a non-empty string", value)
         return value
 
-    def name_list(self, dotted: str) -> list[str]:
-        value = self.get(dotted)
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise self.fail(dotted, "a non-empty list of names", value)
+    def name_list(
+        self, dotted: str, default: Any = _MISSING, allow_empty: bool = False
+    ) -> list[str]:
+        value = self.get(dotted, default)
+        if (
+            not isinstance(value, list)
+            or (not value and not allow_empty)
+            or not all(isinstance(v, str) for v in value)
+        ):
+            expected = "a list of names" if allow_empty else "a non-empty list of names"
+            raise self.fail(dotted, expected, value)
         return value
 
     def int_list(self, dotted: str) -> list[int]:

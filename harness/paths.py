@@ -49,3 +49,13 @@ def tables_dir() -> Path:
 
 def metrics_file() -> Path:
     return RESULTS / "metrics.json"
+
+
+def probes_dir(dataset: str) -> Path:
+    return RESULTS / "probes" / dataset
+
+
+def probe_files(dataset: str, method: str) -> tuple[Path, Path]:
+    """(metrics JSON: flat {representation->target: R^2}, Markdown table)."""
+    directory = probes_dir(dataset)
+    return directory / f"{method}.json", directory / f"{method}.md"

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import logging
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,10 +16,11 @@ from harness.data.sources import fetch_dataset
 from harness.data.store import read_manifest
 from harness.data.types import DATASET_KINDS
 from harness.errors import ConfigError, DataError
-from harness.io_utils import atomic_directory, sha256_json
+from harness.io_utils import atomic_directory, atomic_path, sha256_json, write_json_atomic
 from harness.provenance import git_commit, package_versions
 from harness.records import RunResult, load_records
 from harness.reporting import write_comparison
+from harness.seed_runs import SeedOutcome, SeedTask, run_seed, run_seeds
 from harness.tracking import (
     Tracker,
     log_epoch,
@@ -106,8 +106,10 @@ def train(params: Params, dataset: str, method: str) -> Path:
     declared_kind = params.dataset(dataset).kind
     best = _read_best_params(dataset, method)
     store = paths.feature_store(dataset)
-    spec, splits = load_dataset(store)
+    # the spec and the test ids/labels only; each seed run loads (memory-maps) the store itself
+    spec, splits = load_dataset(store, standardize=False, splits=("test",))
     _check_kind(declared_kind, spec.kind, dataset)
+    test = splits["test"]
     hparams = method_cls.resolve_hparams(
         spec.kind, method_config.hparams, best["params"], where=f"methods.{method}.hparams"
     )
@@ -116,6 +118,7 @@ def train(params: Params, dataset: str, method: str) -> Path:
         patience=params.train.patience,
         select_metric=params.train.select_metric,
         device=params.device,
+        num_threads=params.num_threads,
     )
     data_hash = read_manifest(store).data_hash
     resolved = {
@@ -127,19 +130,33 @@ def train(params: Params, dataset: str, method: str) -> Path:
     }
     tracker = Tracker(params.tracking_uri)
     target = paths.runs_dir(dataset, method)
+    tasks = [SeedTask(method, hparams, store, dataset, loop, seed) for seed in params.seeds]
+    workers = params.train.workers
     with atomic_directory(target) as tmp:
-        for seed in params.seeds:
-            record, predictions = _train_one_seed(
-                method_cls, hparams, spec, splits, loop, seed, resolved, tracker
+        if workers <= 1:  # in this process: per-epoch curves reach MLflow while training
+            outcomes = (
+                _track_seed(tracker, resolved, task, test, lambda task, live: run_seed(task, live))
+                for task in tasks
             )
+        else:  # seeds in worker processes; each run's curves are logged when it finishes
+            finished = run_seeds(tasks, workers)
+            outcomes = (
+                _track_seed(tracker, resolved, task, test, lambda task, live: next(finished))
+                for task in tasks
+            )
+        for record, predictions in outcomes:
+            seed = record.seed
             record.save(tmp / paths.run_record(dataset, method, seed).name)
             (tmp / paths.run_predictions(dataset, method, seed).name).write_text(predictions)
             log.info("%s/%s seed %d: test %s", method, dataset, seed, _short(record.metrics))
     return target
 
 
-def _train_one_seed(method_cls, hparams, spec, splits, loop, seed, resolved, tracker):
-    dataset, method = resolved["dataset"], resolved["method"]
+def _track_seed(tracker: Tracker, resolved: dict, task: SeedTask, test, produce) -> tuple:
+    """One MLflow run around `produce(task, live_callbacks) -> SeedOutcome`: tags, params, the
+    per-epoch curves (live, or replayed from the outcome's history if they were not logged
+    live), final metrics and artifacts. Returns (RunResult, predictions CSV text)."""
+    dataset, method, seed = resolved["dataset"], resolved["method"], task.seed
     config_hash = sha256_json(resolved)
     tags = {
         "msabench.dataset": dataset,
@@ -154,41 +171,113 @@ def _train_one_seed(method_cls, hparams, spec, splits, loop, seed, resolved, tra
     key = f"train/{dataset}/{method}/seed-{seed}"
     with tracker.run(dataset, key, f"{method}-seed{seed}", tags):
         log_params(resolved["hparams"])
-        started = time.perf_counter()
-        model = training.build_model(method_cls, hparams, spec, seed)
-        context = RunContext(dataset, method, seed)
-        outcome = training.fit(
-            model, splits["train"], splits["valid"], loop, context, seed, [log_epoch]
-        )
-        device = training.resolve_device(loop.device)
-        test_metrics, predictions = training.evaluate(
-            outcome.model, splits["test"], loop.eval_batch_size, device
-        )
+        logged: list[int] = []
+
+        def live(epoch_log) -> None:
+            log_epoch(epoch_log)
+            logged.append(epoch_log.epoch)
+
+        outcome: SeedOutcome = produce(task, [live])
+        if outcome.seed != seed:
+            raise RuntimeError(f"seed runs out of order: expected {seed}, got {outcome.seed}")
+        for epoch_log in outcome.history:
+            if epoch_log.epoch not in logged:
+                log_epoch(epoch_log)
         record = RunResult(
             method=method,
             dataset=dataset,
             seed=seed,
             split="test",
-            metrics=test_metrics,
+            metrics=outcome.test_metrics,
             valid_metrics=outcome.best_valid,
             hparams=resolved["hparams"],
             config_hash=config_hash,
             data_hash=resolved["data_hash"],
             git_commit=git_commit(),
             package_versions=package_versions(),
-            wall_time_s=time.perf_counter() - started,
+            wall_time_s=outcome.wall_time_s,
             best_epoch=outcome.best_epoch,
             epochs_run=outcome.epochs_run,
-            device=str(device),
+            device=outcome.device,
         )
-        log_final(test_metrics, prefix="test_")
+        log_final(outcome.test_metrics, prefix="test_")
         log_final(outcome.best_valid, prefix="best_valid_")
         log_final({"best_epoch": outcome.best_epoch, "wall_time_s": record.wall_time_s}, "")
-        csv_text = _predictions_csv(splits["test"].ids, predictions, splits["test"].labels)
+        csv_text = _predictions_csv(test.ids, outcome.predictions, test.labels)
         log_json_artifact(record.to_dict(), "record.json")
         log_json_artifact(resolved, "config.json")
         log_text_artifact(csv_text, "test_predictions.csv")
     return record, csv_text
+
+
+def probe(params: Params, dataset: str, method: str) -> dict:
+    """Train `method` once (the first seed, tuned hyperparameters when a study exists, else the
+    method's defaults with the fixed hparams) and probe its factor representations for the
+    dataset's true latents (synthetic data only); write results/probes/<dataset>/<method>.*."""
+    from harness import probes
+
+    method_cls = METHODS.get(method)
+    store = paths.feature_store(dataset)
+    train_latents = probes.load_latents(store, "train")  # fails early without latents
+    test_latents = probes.load_latents(store, "test")
+    tuned = paths.best_params_file(dataset, method)
+    best = _read_best_params(dataset, method)["params"] if tuned.is_file() else {}
+    spec, splits = load_dataset(store)
+    hparams = method_cls.resolve_hparams(
+        spec.kind, params.method(method).hparams, best, where=f"methods.{method}.hparams"
+    )
+    seed = params.seeds[0]
+    loop = LoopConfig(
+        max_epochs=params.train.max_epochs,
+        patience=params.train.patience,
+        select_metric=params.train.select_metric,
+        device=params.device,
+        num_threads=params.num_threads,
+        progress=False,
+    )
+    tracker = Tracker(params.tracking_uri)
+    tags = {
+        "msabench.dataset": dataset,
+        "msabench.method": method,
+        "msabench.seed": seed,
+        "msabench.stage": "probe",
+        "mlflow.source.git.commit": git_commit(),
+    }
+    json_path, md_path = paths.probe_files(dataset, method)
+    with tracker.run(dataset, f"probe/{dataset}/{method}", f"probe-{method}", tags):
+        log_params(asdict(hparams))
+        model = training.build_model(method_cls, hparams, spec, seed)
+        context = RunContext(dataset, method, seed)
+        outcome = training.fit(
+            model, splits["train"], splits["valid"], loop, context, seed, [log_epoch]
+        )
+        results = probes.probe_all(
+            probes.representations(outcome.model, splits["train"]),
+            train_latents,
+            probes.representations(outcome.model, splits["test"]),
+            test_latents,
+        )
+        summary = probes.separation(results)
+        metrics = probes.as_metrics(results)
+        table = probes.render_markdown(dataset, method, results, summary)
+        log_final({k.replace(">", ""): v for k, v in metrics.items()}, prefix="r2_")
+        log_text_artifact(table, "probes.md")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(json_path, metrics)
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(table, encoding="utf-8")
+    for m, row in summary.items():
+        log.info(
+            "probe %s/%s %s: s %.3f (shared) vs %.3f (unique); u %.3f (unique) vs %.3f (shared)",
+            method,
+            dataset,
+            m,
+            row["shared_rep->s"],
+            row["unique_rep->s"],
+            row["unique_rep->u"],
+            row["shared_rep->u"],
+        )
+    return {"results": probes.to_rows(results), "separation": summary}
 
 
 def compare(params: Params) -> dict:

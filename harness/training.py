@@ -35,6 +35,7 @@ class LoopConfig:
     device: str = "auto"
     eval_batch_size: int = 256
     progress: bool = True
+    num_threads: int = 0  # torch CPU threads for this fit; 0 leaves torch's setting as it is
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ def fit(
 ) -> FitOutcome:
     """Train with early stopping on validation `config.select_metric`; restore the best weights."""
     device = resolve_device(config.device)
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
     model.to(device)
     optimizer = _make_optimizer(model)
     shuffle = torch.Generator().manual_seed(seed)

@@ -29,7 +29,13 @@ from harness.provenance import git_commit, source_hash
 from harness.tracking import Tracker, log_epoch, log_final, log_params
 from harness.training import EpochLog, LoopConfig, RunContext
 from methods.base import MsaMethod
-from methods.search_space import SearchSpace, describe, override_space, suggest_all
+from methods.search_space import (
+    SearchSpace,
+    defaults_inside,
+    describe,
+    override_space,
+    suggest_all,
+)
 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -73,7 +79,16 @@ class TuningJob:
             select_metric=self.params.train.select_metric,
             device=self.params.device,
             progress=False,
+            num_threads=self.params.num_threads,
         )
+
+    def default_point(self) -> dict[str, Any]:
+        """The method's defaults (with the fixed hparams) restricted to the tuned dimensions."""
+        where = f"methods.{self.method_cls.name}.hparams"
+        defaults = self.method_cls.resolve_hparams(
+            self.spec.kind, self.method_config.hparams, where=where
+        )
+        return defaults_inside(self.space, asdict(defaults))
 
     def study_name(self) -> str:
         identity = {
@@ -119,6 +134,10 @@ def run_study(job: TuningJob, storage_path: Path, tracker: Tracker) -> TuneResul
         "msabench.data_hash": job.data_hash,
         "mlflow.source.git.commit": git_commit(),
     }
+    if tune.enqueue_defaults and not probe.get_trials(deepcopy=False):
+        # trial 0 tries the method's (published) defaults, so the tuned configuration is never
+        # worse on validation than the one the paper ships
+        study.enqueue_trial(job.default_point())
     with tracker.run(job.dataset, f"tune/{name}", f"tune-{job.method_cls.name}", tags, resume=True):
         remaining = tune.n_trials - done
         if remaining > 0:

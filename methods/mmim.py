@@ -39,7 +39,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
@@ -47,6 +46,7 @@ from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.encoders import BoundedRegressionHead
 from methods.common.losses import task_loss
 from methods.common.mi_estimators import CPC, MMILB, estimator_step
+from methods.common.recurrent import LastStateEncoder
 from methods.search_space import Choice, FloatRange
 
 MODALITIES = ("text", "audio", "vision")
@@ -80,29 +80,6 @@ class MMIMHparams(OptimHparams):
     weight_decay: float = 1e-4
     batch_size: int = 32
     grad_clip: float = 1.0
-
-
-class RNNEncoder(nn.Module):
-    """MMIM's RNNEncoder: an LSTM over the real steps, its final hidden state (both directions
-    concatenated when bidirectional), dropout and a Linear layer. x (B, T, D), lengths (B,) ->
-    (B, out_size)."""
-
-    def __init__(
-        self, in_size: int, hidden: int, out_size: int, dropout: float, bidirectional: bool
-    ) -> None:
-        super().__init__()
-        self.rnn = nn.LSTM(in_size, hidden, batch_first=True, bidirectional=bidirectional)
-        self.dropout = nn.Dropout(dropout)
-        self.project = nn.Linear(hidden * (2 if bidirectional else 1), out_size)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] == 0:  # an empty modality reads as one zero step
-            x = x.new_zeros(x.shape[0], 1, x.shape[2])
-        lengths = lengths.clamp(min=1, max=x.shape[1]).cpu()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.rnn(packed)
-        last = torch.cat(list(hidden[-2:]), dim=-1) if self.rnn.bidirectional else hidden[-1]
-        return self.project(self.dropout(last))
 
 
 def _check(hp: MMIMHparams) -> None:
@@ -140,13 +117,13 @@ class MMIM(MsaMethod):
         self.out_dims = {"text": hp.text_out, "audio": hp.audio_out, "vision": hp.vision_out}
         self.encoders = nn.ModuleDict(
             {
-                "text": RNNEncoder(
+                "text": LastStateEncoder(
                     dims["text"], hp.text_hidden, hp.text_out, hp.text_dropout, hp.bidirectional
                 ),
-                "audio": RNNEncoder(
+                "audio": LastStateEncoder(
                     dims["audio"], hp.audio_hidden, hp.audio_out, hp.rnn_dropout, hp.bidirectional
                 ),
-                "vision": RNNEncoder(
+                "vision": LastStateEncoder(
                     dims["vision"],
                     hp.vision_hidden,
                     hp.vision_out,

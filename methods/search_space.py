@@ -20,6 +20,9 @@ class FloatRange:
     def suggest(self, trial: optuna.Trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
+    def contains(self, value: Any) -> bool:
+        return _is_number(value) and self.low <= value <= self.high
+
 
 @dataclass(frozen=True)
 class IntRange:
@@ -31,6 +34,14 @@ class IntRange:
     def suggest(self, trial: optuna.Trial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
+    def contains(self, value: Any) -> bool:
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and self.low <= value <= self.high
+            and (value - self.low) % self.step == 0
+        )
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -39,9 +50,26 @@ class Choice:
     def suggest(self, trial: optuna.Trial, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.values))
 
+    def contains(self, value: Any) -> bool:
+        return any(type(value) is type(v) and value == v for v in self.values)
+
 
 Dimension = FloatRange | IntRange | Choice
 SearchSpace = dict[str, Dimension]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def defaults_inside(space: SearchSpace, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The default values that are points of the space (for enqueueing them as a first trial);
+    a dimension whose default lies outside its range is left to the sampler."""
+    return {
+        name: defaults[name]
+        for name in sorted(space)
+        if name in defaults and space[name].contains(defaults[name])
+    }
 
 
 def suggest_all(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from torch import nn
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.losses import task_loss
+from methods.common.recurrent import LastStateEncoder
 from methods.search_space import Choice, FloatRange
 
 UNIMODAL: tuple[str, ...] = ("text", "audio", "vision")
@@ -95,27 +96,6 @@ class SelfMMHparams(OptimHparams):
 def straight_through_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """Values of x clamped into [low, high], with the identity as gradient (any shape)."""
     return x + (x.clamp(low, high) - x).detach()
-
-
-class LastStateLSTM(nn.Module):
-    """MMSA's AuViSubNet: an LSTM over the sequence, its hidden state at the last real step,
-    dropout and a linear projection. x (B, T, D), lengths (B,) -> (B, out_size).
-
-    The LSTM runs over the padded batch and the output at step length - 1 is taken: the LSTM is
-    causal, so this equals the final state of a packed run (to float rounding), and on CPU it is
-    several times faster than packing (whose backward pass dominated an epoch)."""
-
-    def __init__(self, in_size: int, hidden_size: int, out_size: int, dropout: float) -> None:
-        super().__init__()
-        self.rnn = nn.LSTM(in_size, hidden_size, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
-        self.project = nn.Linear(hidden_size, out_size)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.rnn(x)
-        last = lengths.to(x.device).clamp(1, x.shape[1]) - 1
-        final = outputs[torch.arange(x.shape[0], device=x.device), last]
-        return self.project(self.dropout(final))
 
 
 class PredictionHead(nn.Module):
@@ -252,13 +232,13 @@ class SelfMM(MsaMethod):
     def __init__(self, hparams: SelfMMHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
         hp, dims = hparams, spec.feature_dims
-        self.text_encoder = LastStateLSTM(
+        self.text_encoder = LastStateEncoder(
             dims["text"], hp.text_hidden, hp.text_out, hp.text_encoder_dropout
         )
-        self.audio_encoder = LastStateLSTM(
+        self.audio_encoder = LastStateEncoder(
             dims["audio"], hp.audio_lstm_hidden, hp.audio_out, hp.av_encoder_dropout
         )
-        self.vision_encoder = LastStateLSTM(
+        self.vision_encoder = LastStateEncoder(
             dims["vision"], hp.vision_lstm_hidden, hp.vision_out, hp.av_encoder_dropout
         )
         fused_in = hp.text_out + hp.audio_out + hp.vision_out

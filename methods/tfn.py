@@ -6,9 +6,14 @@ outer product [h_a; 1] x [h_v; 1] x [h_t; 1] (so uni-, bi- and tri-modal interac
 present), flattened, and passed through a post-fusion MLP; the output is squashed into the label
 range (sigmoid * range + shift, as in TFN). Loss: L1 on y (MMSA's regression trainer).
 
-MMSA defaults (MOSI): hidden (a, v, t) 128/32/128, text_out 32, post_fusion 64, dropouts
-0.3/0.3/0.3/0.5, batch 32, lr 1e-3. Departure: pre-extracted text features rather than BERT
-fine-tuning; sequences of any length with padding masks.
+MMSA defaults (MOSI): hidden_dims [128, 32, 128], text_out 32, post_fusion 64, dropouts
+0.3/0.3/0.3/0.5, batch 32, lr 1e-3. MMSA's code unpacks hidden_dims as (text, audio, video):
+text LSTM 128, audio 32, vision 128, which is what we use. (methods.md lists the numbers under
+"a/v/t" and MMSA's own docstring says "audio, video, text"; both disagree with the code that
+produced MMSA's published numbers. The fused tensor has the same 33 x 129 x 33 entries either way.)
+
+Departures: pre-extracted text features rather than BERT fine-tuning; sequences of any length
+with padding masks.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from methods.search_space import Choice, FloatRange
 
 @dataclass(frozen=True)
 class TFNHparams(OptimHparams):
-    audio_hidden: int = 128
-    vision_hidden: int = 32
+    audio_hidden: int = 32
+    vision_hidden: int = 128
     text_hidden: int = 128
     text_out: int = 32
     post_fusion_dim: int = 64

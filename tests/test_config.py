@@ -27,16 +27,33 @@ def _error(raw: dict) -> str:
 
 def test_repository_params_parse(raw) -> None:
     params = parse_params(raw)
-    assert params.benchmark_methods == ("lf_dnn", "tfn")
+    assert params.benchmark_methods[:2] == ("lf_dnn", "tfn")
+    assert params.tune.enqueue_defaults is True
     assert params.seeds == (1111, 1112, 1113, 1114, 1115)
     assert params.dataset("synth").kind == "mosi"
+
+
+def test_enqueue_defaults_must_be_a_boolean(raw) -> None:
+    raw["tune"]["enqueue_defaults"] = "yes"
+    assert _error(raw) == "params.yaml: tune.enqueue_defaults: expected true or false, got 'yes'"
+
+
+def test_probe_targets_must_be_benchmarked(raw) -> None:
+    raw["probe"] = {"datasets": ["synth"], "methods": ["misa"]}
+    raw["benchmark"]["methods"] = ["lf_dnn", "fine"]
+    assert _error(raw) == (
+        "params.yaml: probe.methods: 'misa' is not in benchmark.methods; "
+        "the probe reads its tuned hyperparameters"
+    )
+    raw["probe"] = {"datasets": ["mosi_bclstm"], "methods": ["fine"]}
+    assert "probe.datasets: 'mosi_bclstm' is not in benchmark.datasets" in _error(raw)
 
 
 def test_unknown_method_in_benchmark_lists_valid_names(raw) -> None:
     raw["benchmark"]["methods"] = ["lf_dnn", "tfm"]
     message = _error(raw)
     assert "benchmark.methods" in message and "'tfm'" in message
-    assert "did you mean 'tfn'" in message and "valid methods: lf_dnn" in message
+    assert "did you mean 'tfn'" in message and "valid methods: fine, lf_dnn" in message
 
 
 def test_unknown_dataset_in_benchmark_lists_declared(raw) -> None:

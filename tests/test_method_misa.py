@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import methods.misa  # noqa: F401  (import registers the method)
 from harness.data.loading import iterate_batches, load_dataset, take_batch
@@ -15,7 +14,7 @@ from harness.data.types import Batch
 from harness.errors import ConfigError
 from harness.training import LoopConfig, RunContext, build_model, fit
 from methods import METHODS
-from methods.misa import MISA, RealStepsBiLSTM
+from methods.misa import MISA
 
 TERMS = {"task", "diff", "cmd", "recon"}
 
@@ -83,24 +82,6 @@ def test_all_auxiliary_weights_zero_leaves_the_task_loss(tiny_data) -> None:
     model = _model(spec, diff_weight=0.0, sim_weight=0.0, recon_weight=0.0)
     batch = _batch(splits)
     assert set(model.loss_terms(batch, model(batch))) == {"task"}
-
-
-def test_real_steps_bilstm_matches_a_packed_bidirectional_lstm() -> None:
-    torch.manual_seed(0)
-    lengths = torch.tensor([9, 1, 3, 7, 9, 2])
-    x = torch.randn(6, 9, 5) * (torch.arange(9) < lengths.unsqueeze(1)).unsqueeze(-1)
-    ours = RealStepsBiLSTM(5, 4)
-    packed = torch.nn.LSTM(5, 4, batch_first=True, bidirectional=True)
-    with torch.no_grad():
-        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            getattr(packed, name).copy_(getattr(ours.forward_rnn, name))
-            getattr(packed, f"{name}_reverse").copy_(getattr(ours.backward_rnn, name))
-        outputs, final = ours(x, lengths)
-        sequence = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        expected, (hidden, _) = packed(sequence)
-        expected, _ = pad_packed_sequence(expected, batch_first=True, total_length=9)
-    torch.testing.assert_close(outputs, expected)
-    torch.testing.assert_close(final, torch.cat([hidden[0], hidden[1]], dim=-1))
 
 
 @pytest.mark.parametrize("text_encoder", ["lstm", "mean"])

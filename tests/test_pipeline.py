@@ -129,6 +129,53 @@ def test_interrupted_study_resumes_without_repeating_trials(project, monkeypatch
     assert sorted(s.n_trials for s in _studies(storage)) == [2, 4]
 
 
+def _loaded_study(storage: Path):
+    import optuna
+
+    [summary] = _studies(storage)
+    backend = optuna.storages.journal.JournalFileBackend(str(storage))
+    return optuna.load_study(
+        study_name=summary.study_name, storage=optuna.storages.JournalStorage(backend)
+    )
+
+
+def test_first_trial_is_the_methods_defaults_then_the_sampler(project) -> None:
+    from methods import METHODS
+
+    params = _params(project, methods__lf_dnn__hparams={"dropout": 0.1})
+    pipeline.tune(params, "synth", "lf_dnn")
+    first, second = _loaded_study(paths.study_storage("synth", "lf_dnn")).trials
+    defaults = METHODS.get("lf_dnn").Hparams()
+    # dropout is fixed, so not a dimension; the default weight decay 0 lies outside the log
+    # range, so the sampler picks that one
+    assert first.system_attrs["fixed_params"] == {
+        "learning_rate": defaults.learning_rate,
+        "post_fusion_dim": defaults.post_fusion_dim,
+    }
+    assert first.params["learning_rate"] == defaults.learning_rate
+    assert 1e-6 <= first.params["weight_decay"] <= 1e-2
+    assert "fixed_params" not in second.system_attrs
+
+
+def test_defaults_outside_the_space_are_left_to_the_sampler(project) -> None:
+    params = _params(
+        project,
+        tune__n_trials=1,
+        methods__lf_dnn__search_space={"learning_rate": {"low": 0.01, "high": 0.02}},
+    )
+    pipeline.tune(params, "synth", "lf_dnn")
+    [trial] = _loaded_study(paths.study_storage("synth", "lf_dnn")).trials
+    assert 0.01 <= trial.params["learning_rate"] <= 0.02
+    assert trial.params["post_fusion_dim"] == 64
+
+
+def test_enqueue_defaults_can_be_switched_off(project) -> None:
+    params = _params(project, tune__n_trials=1, tune__enqueue_defaults=False)
+    pipeline.tune(params, "synth", "lf_dnn")
+    [trial] = _loaded_study(paths.study_storage("synth", "lf_dnn")).trials
+    assert "fixed_params" not in trial.system_attrs
+
+
 def test_fixed_hparams_are_not_tuned(project) -> None:
     params = _params(project, methods__lf_dnn__hparams={"dropout": 0.1})
     pipeline.tune(params, "synth", "lf_dnn")
@@ -137,7 +184,7 @@ def test_fixed_hparams_are_not_tuned(project) -> None:
 
 
 def test_train_writes_records_predictions_and_runs_once(project) -> None:
-    params = _params(project)
+    params = _params(project, train__workers=1)
     pipeline.tune(params, "synth", "tfn")
     pipeline.train(params, "synth", "tfn")
     records = load_records(paths.all_runs())
@@ -172,8 +219,29 @@ def test_train_writes_records_predictions_and_runs_once(project) -> None:
     assert first.metrics == again.metrics  # deterministic: bit-identical metrics
 
 
+def test_seeds_in_worker_processes_give_identical_records_and_full_curves(project) -> None:
+    serial = _params(project, train__workers=1, seeds=[1, 2, 3])
+    pipeline.tune(serial, "synth", "lf_dnn")
+    pipeline.train(serial, "synth", "lf_dnn")
+    one_worker = load_records(paths.all_runs())
+    pipeline.train(_params(project, train__workers=2, seeds=[1, 2, 3]), "synth", "lf_dnn")
+    two_workers = load_records(paths.all_runs())
+    assert [r.seed for r in two_workers] == [1, 2, 3]
+    for a, b in zip(one_worker, two_workers, strict=True):
+        assert a.metrics == b.metrics and a.config_hash == b.config_hash  # bit-identical
+        assert a.epochs_run == b.epochs_run
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    runs = _runs(project, "train")
+    assert len(runs) == 3  # replaced, not duplicated
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_task")]
+        assert steps == [1, 2]
+
+
 def test_compare_writes_tables_for_both_methods(project) -> None:
-    params = _params(project)
+    params = _params(
+        project, benchmark__methods=["lf_dnn", "tfn"], probe={"datasets": [], "methods": []}
+    )
     for method in ("lf_dnn", "tfn"):
         pipeline.tune(params, "synth", method)
         pipeline.train(params, "synth", method)

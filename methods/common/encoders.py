@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from harness.data.types import Batch
+from methods.common.recurrent import LastStateEncoder
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -38,24 +38,6 @@ class SubNet(nn.Module):
         return self.layers(self.dropout(self.norm(x)))
 
 
-class TextSubNet(nn.Module):
-    """TFN's text subnetwork: an LSTM over the real steps, its last hidden state, dropout and a
-    linear projection. x (B, T, D), lengths (B,) -> (B, out_size)."""
-
-    def __init__(self, in_size: int, hidden_size: int, out_size: int, dropout: float) -> None:
-        super().__init__()
-        self.rnn = nn.LSTM(in_size, hidden_size, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
-        self.project = nn.Linear(hidden_size, out_size)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(
-            x, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, (hidden, _) = self.rnn(packed)
-        return self.project(self.dropout(hidden[-1]))
-
-
 class BoundedRegressionHead(nn.Module):
     """Maps (B, H) to scores (B,) squashed into the label range [low, high] by a sigmoid,
     as TFN does (output * range + shift)."""
@@ -73,7 +55,8 @@ class BoundedRegressionHead(nn.Module):
 
 class PooledUnimodalEncoders(nn.Module):
     """The pre-fusion encoders of TFN, LMF and LF-DNN (as in MMSA): audio and vision are mean
-    pooled over their real time steps and encoded by a SubNet; text goes through a TextSubNet.
+    pooled over their real time steps and encoded by a SubNet; text goes through TFN's TextSubNet
+    (a LastStateEncoder: LSTM final state, dropout, Linear).
     Batch -> {"audio": (B, audio_hidden), "vision": (B, vision_hidden), "text": (B, text_out)}."""
 
     def __init__(
@@ -86,7 +69,10 @@ class PooledUnimodalEncoders(nn.Module):
         super().__init__()
         self.audio = SubNet(feature_dims["audio"], hidden["audio"], dropout["audio"])
         self.vision = SubNet(feature_dims["vision"], hidden["vision"], dropout["vision"])
-        self.text = TextSubNet(feature_dims["text"], hidden["text"], text_out, dropout["text"])
+        # TFN's TextSubNet: LSTM final state -> dropout -> Linear
+        self.text = LastStateEncoder(
+            feature_dims["text"], hidden["text"], text_out, dropout["text"]
+        )
 
     @classmethod
     def from_hparams(

@@ -1,0 +1,535 @@
+"""FINE: Factorized multimodal sentiment analysis via mutual INformation Estimation
+(Liu & Wang, AAAI 2026, arXiv 2511.20167). No public code; built from the paper's description
+(../shared/reference/methods.md). Every detail the paper leaves out is filled from the closest
+published method and listed in methods/README.md ("FINE: choices", component / source / ours).
+
+B = batch, T_m = steps of modality m, d = model_dim, l = num_queries, M = 3 modalities
+(text, audio, vision); pairs are (t, a), (t, v), (a, v).
+
+1. Mixture of Q-Formers (MoQ). Each modality's steps are projected to d (Linear, LayerNorm,
+   sinusoidal positions). E experts, each a BLIP-2-style Q-Former block (l learnable queries:
+   self-attention among the queries, cross-attention from the queries to the padded sequence,
+   feed-forward; pre-norm residuals), compress the sequence to l tokens (B, l, d). A router
+   (Linear on the masked mean of the sequence) gives expert probabilities; the top-k experts are
+   mixed with renormalised weights; the Switch-Transformer load-balancing loss
+   L_aux = E * sum_e f_e P_e (f_e: share of top-k assignments, P_e: mean probability; 1 when
+   balanced) is averaged over modalities. `use_moq: false` (ablation "w/o MoQ") replaces it by
+   the masked mean of the projected sequence (one token).
+2. Factorized Task-Relevant Encoder (FTRE), token-wise MLPs per modality: shared x^s and unique
+   x^u encoders; a decoder rebuilds the MoQ tokens from [x^s; x^u] (L_recon, MSE); task encoders
+   give x^str = T^s(x^s) and x^utr = T^u(x^u); label-shared and label-unique task encoders embed
+   the label, Y^str and Y^utr (B, d). On token means (B, d):
+     I_sha = mean over pairs of InfoNCE(x^s_i; x^s_j)              maximised (`use_sha`)
+     I_uni = mean over pairs of NCE-CLUB(x^u_i; x^u_j)             minimised
+     I_str = mean over pairs of conditional NCE-CLUB(x^str_i; x^str_j | Y^str)  minimised
+     I_utr = mean over modalities of InfoNCE(x^utr_m; Y^utr)      maximised (with I_str:
+                                                                   `use_task_mi`)
+     L_MI  = -I_sha + I_uni + L_recon + I_str - I_utr.
+   The InfoNCE critics train with the model (a lower bound is maximised jointly, as in FactorCL);
+   the NCE-CLUB critics train in `extra_step` with their own Adam on detached features (FactorCL)
+   and are read with frozen parameters in the main loss. The label encoders see labels only in
+   the loss: predictions never depend on the label.
+   `factorization: misa` (ablation "FTRE replaced by MISA"): MISA's shared encoder (one for all
+   modalities) and private encoders (Linear + Sigmoid), CMD between shared parts, difference loss
+   between shared and private parts and between private pairs, reconstruction; the feature sets are
+   the shared and private tokens. `factorization: none` ("w/o FTRE"): the MoQ tokens go straight
+   to the fusion (three feature sets, no L_MI).
+3. Fusion: the six token sets (x^str, x^utr per modality; l tokens each) with a learned embedding
+   per set, behind three learned [CLS] tokens (one per modality), go through a pre-norm
+   Transformer encoder. Each modality's [CLS] output feeds a unimodal head (L_UP, mean over
+   modalities); their concatenation (B, 3d) feeds the multimodal head (L_MP, the main task loss,
+   named "task"). Heads squash into the label range as every method here does.
+4. Dynamic Contrastive Queue (DCQ): class-wise FIFO queues (`queue_size` per class) of recent
+   projected fused features; classes are Acc-7's rounded classes (Acc-5's bins for SIMS), see
+   `methods.common.contrastive`; the supervised contrastive loss of the batch against batch and
+   queue is angle-compensated (ACCon) or plain SupCon (`contrastive: supcon`). `use_dcq: false`
+   is "w/o DCQ". The queue is filled in training mode only.
+Total: L = L_MP + lambda_up L_UP + lambda_cl L_CL + lambda_aux L_aux + beta_mi L_MI, each term
+logged by name: task, up, cl, aux, and beta_mi times sha (= -I_sha), uni, recon, str, utr
+(= -I_utr); the MISA variant logs cmd, diff, recon.
+
+Departures: pre-extracted text features instead of a fine-tuned BERT/RoBERTa; MSE losses as the
+paper; sizes, weights, queue size, temperature and query counts are not in the paper and are
+tuned (the defaults below are our starting point, not the paper's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from harness.data.types import Batch, DataSpec
+from harness.errors import ConfigError
+from methods.base import MsaMethod, OptimHparams, register_method
+from methods.common.contrastive import (
+    ClassQueue,
+    num_sentiment_classes,
+    sentiment_classes,
+    supervised_contrastive,
+)
+from methods.common.encoders import BoundedRegressionHead, masked_mean
+from methods.common.losses import task_loss
+from methods.common.mi_estimators import (
+    NCECLUB,
+    ConditionalNCECLUB,
+    InfoNCE,
+    estimator_step,
+    frozen_call,
+)
+from methods.common.similarity import cmd, difference_loss
+from methods.common.transformer import safe_mask, sinusoidal_positions
+from methods.search_space import Choice, FloatRange
+
+MODALITIES = ("text", "audio", "vision")
+PAIRS = tuple(combinations(MODALITIES, 2))
+FACTORIZATIONS = ("ftre", "misa", "none")
+CONTRASTIVE = ("accon", "supcon")
+
+
+@dataclass(frozen=True)
+class FINEHparams(OptimHparams):
+    model_dim: int = 64  # d
+    dropout: float = 0.1
+    # MoQ
+    use_moq: bool = True
+    num_queries: int = 4  # l
+    num_experts: int = 4  # E
+    top_k: int = 2
+    qformer_heads: int = 4
+    # FTRE
+    factorization: str = "ftre"  # "ftre", "misa" (ablation) or "none" (w/o FTRE)
+    use_sha: bool = True
+    use_task_mi: bool = True  # I_str and I_utr
+    critic_hidden: int = 64
+    critic_learning_rate: float = 1e-3
+    cmd_moments: int = 5  # MISA variant
+    # fusion
+    fusion_layers: int = 1
+    fusion_heads: int = 4
+    # DCQ
+    use_dcq: bool = True
+    contrastive: str = "accon"
+    queue_size: int = 32  # entries per class
+    temperature: float = 0.1
+    # loss weights
+    lambda_up: float = 0.5
+    lambda_cl: float = 0.1
+    lambda_aux: float = 0.01
+    beta_mi: float = 0.1
+    task_loss: str = "mse"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    grad_clip: float = 1.0
+
+
+def _check(hp: FINEHparams) -> None:
+    for key, choices in (("factorization", FACTORIZATIONS), ("contrastive", CONTRASTIVE)):
+        if getattr(hp, key) not in choices:
+            raise ConfigError(
+                f"hparams.{key}: expected one of {list(choices)}, got {getattr(hp, key)!r}"
+            )
+    for key in ("qformer_heads", "fusion_heads"):
+        heads = getattr(hp, key)
+        if heads < 1 or hp.model_dim % heads != 0:
+            raise ConfigError(
+                f"hparams.{key}: expected a positive divisor of model_dim={hp.model_dim}, "
+                f"got {heads}"
+            )
+    if not 1 <= hp.top_k <= hp.num_experts:
+        raise ConfigError(
+            f"hparams.top_k: expected 1..num_experts={hp.num_experts}, got {hp.top_k}"
+        )
+    for key in ("num_queries", "num_experts", "fusion_layers", "queue_size", "critic_hidden"):
+        if getattr(hp, key) < 1:
+            raise ConfigError(f"hparams.{key}: expected a positive integer, got {getattr(hp, key)}")
+    if hp.temperature <= 0:
+        raise ConfigError(f"hparams.temperature: expected > 0, got {hp.temperature}")
+
+
+def _mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, out_size))
+
+
+class QFormerExpert(nn.Module):
+    """One Q-Former block: l learnable queries attend to each other, then to the sequence, then
+    a feed-forward layer (pre-norm residuals). x (B, T, d), padding (B, T) bool (True at padding)
+    -> (B, l, d)."""
+
+    def __init__(self, dim: int, num_queries: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(num_queries, dim) * 0.02)
+        self.self_norm = nn.LayerNorm(dim)
+        self.self_attention = nn.MultiheadAttention(dim, heads, dropout, batch_first=True)
+        self.cross_norm = nn.LayerNorm(dim)
+        self.cross_attention = nn.MultiheadAttention(dim, heads, dropout, batch_first=True)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
+        )
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        q = self.queries.unsqueeze(0).expand(x.shape[0], -1, -1)
+        h = self.self_norm(q)
+        q = q + self.self_attention(h, h, h, need_weights=False)[0]
+        h = self.cross_norm(q)
+        q = q + self.cross_attention(h, x, x, key_padding_mask=padding, need_weights=False)[0]
+        return q + self.ffn(self.ffn_norm(q))
+
+
+class MixtureOfQFormers(nn.Module):
+    """Top-k routed mixture of Q-Former experts. x (B, T, d), mask (B, T) bool (True at real
+    steps) -> (tokens (B, l, d) layer-normalised, load-balancing loss (scalar, 1 when balanced))."""
+
+    def __init__(
+        self, dim: int, num_queries: int, num_experts: int, top_k: int, heads: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.experts = nn.ModuleList(
+            QFormerExpert(dim, num_queries, heads, dropout) for _ in range(num_experts)
+        )
+        self.router = nn.Linear(dim, num_experts)
+        self.top_k = top_k
+        self.norm = nn.LayerNorm(dim)
+
+    def route(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gates (B, E): renormalised top-k probabilities, 0 elsewhere; probabilities (B, E))."""
+        probabilities = F.softmax(self.router(masked_mean(x, mask)), dim=-1)
+        top, index = probabilities.topk(self.top_k, dim=-1)
+        gates = torch.zeros_like(probabilities).scatter(1, index, top / top.sum(-1, keepdim=True))
+        return gates, probabilities
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = safe_mask(mask)
+        gates, probabilities = self.route(x, mask)
+        outputs = torch.stack([expert(x, ~mask) for expert in self.experts], dim=1)
+        tokens = (gates[:, :, None, None] * outputs).sum(dim=1)
+        assigned = (gates > 0).to(x.dtype).mean(dim=0) / self.top_k  # f_e, sums to 1
+        balance = len(self.experts) * (assigned * probabilities.mean(dim=0)).sum()
+        return self.norm(tokens), balance
+
+
+@register_method("fine")
+class FINE(MsaMethod):
+    """FINE. Outputs: prediction (B,), unimodal predictions pred_<m> (B,), fused (B, 3d),
+    tokens_<m> (B, l, d), and per modality the pooled factors shared_<m>, unique_<m>,
+    task_shared_<m>, task_unique_<m> (B, d) (FTRE), or shared_<m>/private_<m> (MISA variant)."""
+
+    Hparams = FINEHparams
+    KIND_DEFAULTS = {"mosi": {}, "sims": {}}
+    SEARCH_SPACE = {
+        "learning_rate": FloatRange(2e-4, 3e-3, log=True),
+        "model_dim": Choice((32, 64, 128)),
+        "num_queries": Choice((2, 4, 8)),
+        "num_experts": Choice((2, 4)),
+        "dropout": FloatRange(0.0, 0.4),
+        "lambda_up": FloatRange(0.1, 1.0, log=True),
+        "lambda_cl": FloatRange(0.01, 0.5, log=True),
+        "lambda_aux": FloatRange(1e-3, 0.1, log=True),
+        "beta_mi": FloatRange(0.01, 0.5, log=True),
+        "temperature": FloatRange(0.05, 0.5, log=True),
+        "queue_size": Choice((16, 32, 64)),
+        "weight_decay": FloatRange(1e-6, 1e-3, log=True),
+    }
+
+    def __init__(self, hparams: FINEHparams, spec: DataSpec) -> None:
+        super().__init__(hparams, spec)
+        _check(hparams)
+        hp, d = hparams, hparams.model_dim
+        self.kind = spec.kind
+        low, high = spec.label_range
+        self.label_span = float(high - low)
+        self.input_projections = nn.ModuleDict(
+            {
+                m: nn.Sequential(nn.Linear(spec.feature_dims[m], d), nn.LayerNorm(d))
+                for m in MODALITIES
+            }
+        )
+        if hp.use_moq:
+            self.moq = nn.ModuleDict(
+                {
+                    m: MixtureOfQFormers(
+                        d, hp.num_queries, hp.num_experts, hp.top_k, hp.qformer_heads, hp.dropout
+                    )
+                    for m in MODALITIES
+                }
+            )
+        self.pooled_norm = nn.LayerNorm(d)
+        self._build_factorization(hp, d)
+        n_sets = 3 if hp.factorization == "none" else 6
+        self.set_embeddings = nn.Parameter(torch.randn(n_sets, d) * 0.02)
+        self.cls_tokens = nn.Parameter(torch.randn(len(MODALITIES), d) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d, hp.fusion_heads, 2 * d, hp.dropout, batch_first=True, norm_first=True
+        )
+        self.fusion = nn.TransformerEncoder(
+            layer, hp.fusion_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
+        )
+        self.unimodal_heads = nn.ModuleDict(
+            {m: BoundedRegressionHead(d, spec.label_range) for m in MODALITIES}
+        )
+        self.fusion_mlp = nn.Sequential(nn.Dropout(hp.dropout), nn.Linear(3 * d, d), nn.ReLU())
+        self.head = BoundedRegressionHead(d, spec.label_range)
+        if hp.use_dcq:
+            self.contrast_projection = nn.Linear(3 * d, d)
+            self.queue = ClassQueue(num_sentiment_classes(spec.kind), hp.queue_size, d)
+        estimators = self.estimator_parameters()
+        self._estimator_optimizer = (
+            torch.optim.Adam(estimators, lr=hp.critic_learning_rate) if estimators else None
+        )
+
+    def _build_factorization(self, hp: FINEHparams, d: int) -> None:
+        def per_modality(build) -> nn.ModuleDict:
+            return nn.ModuleDict({m: build() for m in MODALITIES})
+
+        pair_names = [f"{a}_{b}" for a, b in PAIRS]
+        if hp.factorization == "ftre":
+            self.shared_encoders = per_modality(lambda: _mlp(d, d, d))
+            self.unique_encoders = per_modality(lambda: _mlp(d, d, d))
+            self.decoders = per_modality(lambda: _mlp(2 * d, d, d))
+            self.task_shared = per_modality(lambda: _mlp(d, d, d))
+            self.task_unique = per_modality(lambda: _mlp(d, d, d))
+            self.label_shared = _mlp(1, d, d)
+            self.label_unique = _mlp(1, d, d)
+            h = hp.critic_hidden
+            self.uni_estimators = nn.ModuleDict({p: NCECLUB(d, d, h) for p in pair_names})
+            if hp.use_sha:
+                self.sha_critics = nn.ModuleDict({p: InfoNCE(d, d, h) for p in pair_names})
+            if hp.use_task_mi:
+                self.utr_critics = per_modality(lambda: InfoNCE(d, d, h))
+                self.str_estimators = nn.ModuleDict(
+                    {p: ConditionalNCECLUB(d, d, d, h) for p in pair_names}
+                )
+        elif hp.factorization == "misa":
+            self.misa_shared = nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
+            self.misa_private = per_modality(lambda: nn.Sequential(nn.Linear(d, d), nn.Sigmoid()))
+            self.decoders = per_modality(lambda: nn.Linear(d, d))
+
+    # -- parameters ------------------------------------------------------------------------------
+    def estimator_parameters(self) -> list[nn.Parameter]:
+        """The NCE-CLUB critics (I_uni, I_str): trained only by their own optimiser."""
+        if self.hparams.factorization != "ftre":
+            return []
+        modules = [self.uni_estimators]
+        if self.hparams.use_task_mi:
+            modules.append(self.str_estimators)
+        return [p for module in modules for p in module.parameters()]
+
+    def parameter_groups(self) -> list[dict]:
+        excluded = {id(p) for p in self.estimator_parameters()}
+        main = [p for p in self.parameters() if p.requires_grad and id(p) not in excluded]
+        return [{"params": main}]
+
+    def loss_weights(self) -> dict[str, float]:
+        hp = self.hparams
+        weights = {"task": 1.0, "up": hp.lambda_up}
+        if hp.use_dcq:
+            weights["cl"] = hp.lambda_cl
+        if hp.use_moq:
+            weights["aux"] = hp.lambda_aux
+        if hp.factorization == "ftre":
+            weights |= {"uni": hp.beta_mi, "recon": hp.beta_mi}
+            if hp.use_sha:
+                weights["sha"] = hp.beta_mi
+            if hp.use_task_mi:
+                weights |= {"str": hp.beta_mi, "utr": hp.beta_mi}
+        elif hp.factorization == "misa":
+            weights |= {"cmd": hp.beta_mi, "diff": hp.beta_mi, "recon": hp.beta_mi}
+        return weights
+
+    # -- model -----------------------------------------------------------------------------------
+    def compress(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """MoQ (or masked mean): ({m: tokens (B, l, d)}, mean load-balancing loss)."""
+        tokens, balance = {}, []
+        for m in MODALITIES:
+            x, mask = batch.features[m], batch.mask(m)
+            if x.shape[1] == 0:
+                x, mask = x.new_zeros(x.shape[0], 1, x.shape[2]), mask.new_zeros(x.shape[0], 1)
+            h = self.input_projections[m](x)
+            h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device).to(h.dtype)
+            h = h * mask.unsqueeze(-1).to(h.dtype)
+            if self.hparams.use_moq:
+                tokens[m], aux = self.moq[m](h, mask)
+                balance.append(aux)
+            else:
+                tokens[m] = self.pooled_norm(masked_mean(h, safe_mask(mask))).unsqueeze(1)
+        aux = torch.stack(balance).mean() if balance else tokens["text"].new_zeros(())
+        return tokens, aux
+
+    def factorize(self, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Token-wise factors {name_<m>: (B, l, d)} of the chosen factorization."""
+        hp, out = self.hparams, {}
+        for m in MODALITIES:
+            x = tokens[m]
+            if hp.factorization == "ftre":
+                shared, unique = self.shared_encoders[m](x), self.unique_encoders[m](x)
+                out[f"shared_{m}"], out[f"unique_{m}"] = shared, unique
+                out[f"task_shared_{m}"] = self.task_shared[m](shared)
+                out[f"task_unique_{m}"] = self.task_unique[m](unique)
+            elif hp.factorization == "misa":
+                out[f"shared_{m}"] = self.misa_shared(x)
+                out[f"private_{m}"] = self.misa_private[m](x)
+        return out
+
+    def feature_sets(self, tokens: dict, factors: dict) -> list[torch.Tensor]:
+        hp = self.hparams
+        if hp.factorization == "ftre":
+            names = ("task_shared", "task_unique")
+        elif hp.factorization == "misa":
+            names = ("shared", "private")
+        else:
+            return [tokens[m] for m in MODALITIES]
+        return [factors[f"{name}_{m}"] for m in MODALITIES for name in names]
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        tokens, aux = self.compress(batch)
+        factors = self.factorize(tokens)
+        sets = self.feature_sets(tokens, factors)
+        embedded = [s + self.set_embeddings[i] for i, s in enumerate(sets)]
+        cls = self.cls_tokens.unsqueeze(0).expand(batch.labels.shape[0], -1, -1)
+        encoded = self.fusion(torch.cat([cls, *embedded], dim=1))
+        cls_out = encoded[:, : len(MODALITIES)]  # (B, 3, d)
+        fused = cls_out.flatten(start_dim=1)  # (B, 3d)
+        outputs = {
+            "prediction": self.head(self.fusion_mlp(fused)),
+            "fused": fused,
+            "aux": aux,
+            "recon": self._reconstruction(tokens, factors),
+        }
+        for i, m in enumerate(MODALITIES):
+            outputs[f"pred_{m}"] = self.unimodal_heads[m](cls_out[:, i])
+        # pooled factors (B, d): what the MI terms, the probes and the analyses read
+        outputs.update({name: value.mean(dim=1) for name, value in factors.items()})
+        return outputs
+
+    def _reconstruction(self, tokens: dict, factors: dict) -> torch.Tensor:
+        """Mean over modalities of the token-wise MSE of the decoder's rebuild of the MoQ tokens
+        from [shared; unique] (FTRE) or shared + private (MISA); 0 without factorization."""
+        hp = self.hparams
+        if hp.factorization == "none":
+            return tokens["text"].new_zeros(())
+        losses = []
+        for m in MODALITIES:
+            if hp.factorization == "ftre":
+                rebuilt = self.decoders[m](
+                    torch.cat([factors[f"shared_{m}"], factors[f"unique_{m}"]], dim=-1)
+                )
+            else:
+                rebuilt = self.decoders[m](factors[f"shared_{m}"] + factors[f"private_{m}"])
+            losses.append(F.mse_loss(rebuilt, tokens[m]))
+        return torch.stack(losses).mean()
+
+    # -- losses ----------------------------------------------------------------------------------
+    def _label_inputs(self, labels: torch.Tensor) -> torch.Tensor:
+        """Labels scaled into [-1, 1]: (B,) -> (B, 1), the label encoders' input."""
+        return (labels.to(torch.float32) / (self.label_span / 2)).unsqueeze(-1)
+
+    def _pair_mean(self, estimate, outputs: dict, name: str, *condition) -> torch.Tensor:
+        return torch.stack(
+            [
+                estimate(f"{a}_{b}", outputs[f"{name}_{a}"], outputs[f"{name}_{b}"], *condition)
+                for a, b in PAIRS
+            ]
+        ).mean()
+
+    def _ftre_terms(self, batch: Batch, outputs: dict) -> dict[str, torch.Tensor]:
+        hp, beta, terms = self.hparams, self.hparams.beta_mi, {}
+        if hp.use_sha:
+            sha = self._pair_mean(lambda p, x, y: self.sha_critics[p](x, y), outputs, "shared")
+            terms["sha"] = -beta * sha
+        uni = self._pair_mean(
+            lambda p, x, y: frozen_call(self.uni_estimators[p], x, y), outputs, "unique"
+        )
+        terms["uni"] = beta * uni
+        terms["recon"] = beta * outputs["recon"]
+        if hp.use_task_mi:
+            y = self._label_inputs(batch.labels)
+            y_shared, y_unique = self.label_shared(y), self.label_unique(y)
+            strength = self._pair_mean(
+                lambda p, x, z, c: frozen_call(self.str_estimators[p], x, z, c),
+                outputs,
+                "task_shared",
+                y_shared,
+            )
+            terms["str"] = beta * strength
+            utr = torch.stack(
+                [self.utr_critics[m](outputs[f"task_unique_{m}"], y_unique) for m in MODALITIES]
+            ).mean()
+            terms["utr"] = -beta * utr
+        return terms
+
+    def _misa_terms(self, outputs: dict) -> dict[str, torch.Tensor]:
+        hp, beta = self.hparams, self.hparams.beta_mi
+        shared = [outputs[f"shared_{m}"] for m in MODALITIES]
+        private = [outputs[f"private_{m}"] for m in MODALITIES]
+        similarity = torch.stack(
+            [cmd(a, b, hp.cmd_moments) for a, b in combinations(shared, 2)]
+        ).mean()
+        difference = torch.stack(
+            [difference_loss(s, p) for s, p in zip(shared, private, strict=True)]
+            + [difference_loss(a, b) for a, b in combinations(private, 2)]
+        ).sum()
+        return {
+            "cmd": beta * similarity,
+            "diff": beta * difference,
+            "recon": beta * outputs["recon"],
+        }
+
+    def _contrastive(self, batch: Batch, outputs: dict) -> torch.Tensor:
+        """DCQ: the batch's projected fused features against batch and queue; the queue then
+        takes the batch (training mode only)."""
+        hp = self.hparams
+        features = self.contrast_projection(outputs["fused"])
+        classes = sentiment_classes(batch.labels, self.kind)
+        bank = self.queue.contents()
+        span = self.label_span if hp.contrastive == "accon" else None
+        loss = supervised_contrastive(
+            features, batch.labels, classes, bank, hp.temperature, label_span=span
+        )
+        if self.training:
+            self.queue.push(features, batch.labels, classes)
+        return loss
+
+    def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        hp = self.hparams
+        weights = self.loss_weights()
+        terms = {"task": task_loss(hp.task_loss, outputs["prediction"], batch.labels)}
+        if hp.lambda_up > 0:
+            unimodal = torch.stack(
+                [task_loss(hp.task_loss, outputs[f"pred_{m}"], batch.labels) for m in MODALITIES]
+            ).mean()
+            terms["up"] = hp.lambda_up * unimodal
+        if "cl" in weights and hp.lambda_cl > 0:
+            terms["cl"] = hp.lambda_cl * self._contrastive(batch, outputs)
+        if "aux" in weights and hp.lambda_aux > 0:
+            terms["aux"] = hp.lambda_aux * outputs["aux"]
+        if hp.beta_mi > 0:
+            if hp.factorization == "ftre":
+                terms.update(self._ftre_terms(batch, outputs))
+            elif hp.factorization == "misa":
+                terms.update(self._misa_terms(outputs))
+        return terms
+
+    def extra_step(self, batch: Batch) -> dict[str, float]:
+        """Train the NCE-CLUB critics (I_uni, and I_str when on) with the InfoNCE objective on
+        detached features, with their own optimiser (FactorCL's estimator step)."""
+        if self._estimator_optimizer is None or self.hparams.beta_mi == 0:
+            return {}
+        with torch.no_grad():
+            factors = self.factorize(self.compress(batch)[0])
+            pooled = {name: value.mean(dim=1) for name, value in factors.items()}
+            y_shared = self.label_shared(self._label_inputs(batch.labels))
+        loss = self._pair_mean(
+            lambda p, x, y: self.uni_estimators[p].learning_loss(x, y), pooled, "unique"
+        )
+        if self.hparams.use_task_mi:
+            loss = loss + self._pair_mean(
+                lambda p, x, z, c: self.str_estimators[p].learning_loss(x, z, c),
+                pooled,
+                "task_shared",
+                y_shared,
+            )
+        return {"critic_loss": estimator_step(self._estimator_optimizer, loss)}
