@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -50,6 +51,7 @@ def _tiny_params(path: Path) -> None:
     raw["datasets"]["synth"]["synthetic"].update(n_train=96, n_valid=48, n_test=48)
     raw["tune"].update(n_trials=2, max_epochs=2, patience=2)
     raw["train"].update(max_epochs=2, patience=2)
+    raw["benchmark"]["methods"] = ["lf_dnn", "tfn", "fine"]  # fine: the probe stage runs too
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
@@ -77,13 +79,21 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
 
     _dvc("repro", cwd=project)
     table = (project / "results" / "tables" / "synth.md").read_text()
-    assert "lf_dnn" in table and "tfn" in table and "p-values" in table
+    assert "lf_dnn" in table and "tfn" in table and "fine" in table and "p-values" in table
     csv = (project / "results" / "tables" / "synth.csv").read_text().splitlines()
-    assert len(csv) == 1 + 2 * 8 and all(",2,2," in line for line in csv[1:])
+    assert len(csv) == 1 + 3 * 8 and all(",2,2," in line for line in csv[1:])
+    probe = json.loads((project / "results" / "probes" / "synth" / "fine.json").read_text())
+    assert "shared_text->shared" in probe
     runs = _mlflow_runs(project)
     train = [r for r in runs if r.data.tags.get("msabench.stage") == "train"]
     trials = [r for r in runs if "msabench.trial" in r.data.tags]
-    assert len(train) == 4 and len(trials) == 4
+    assert len(train) == 6 and len(trials) == 6
+    for run in train:  # every named loss term has a per-epoch curve
+        method = run.data.tags["msabench.method"]
+        expected = {"task"} | (
+            {"up", "cl", "aux", "sha", "uni", "recon", "str", "utr"} if method == "fine" else set()
+        )
+        assert {f"train_{t}" for t in expected} <= set(run.data.metrics), method
     assert all("mlflow.parentRunId" in r.data.tags for r in trials)
 
     # nothing changed: a quick no-op that adds no MLflow runs
@@ -103,7 +113,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     # forcing a finished stage again replaces its MLflow runs instead of duplicating them
     _dvc("repro", "-f", "-s", "train@synth-lf_dnn", cwd=project)
     train = [r for r in _mlflow_runs(project) if r.data.tags.get("msabench.stage") == "train"]
-    assert len(train) == 4
+    assert len(train) == 6
 
 
 BUNDLE = REPO.parent / "shared" / "data" / "mosi-bclstm"
