@@ -143,6 +143,7 @@ def test_dvc_repro_on_real_mosi_by_url_and_a_dropped_in_mmsa_pickle(tmp_path: Pa
             "path": "mmsa_tiny",
         }
         raw["benchmark"] = {"datasets": ["mosi_bclstm", "mmsa_tiny"], "methods": ["lf_dnn"]}
+        raw["probe"] = {"datasets": [], "methods": []}  # no synthetic latents here
         raw["seeds"] = [1111]
         (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         _run(["git", "init", "-q"], project)
