@@ -126,3 +126,23 @@ def test_method_has_a_docstring_naming_its_reference(name) -> None:
 
     module = sys.modules[METHODS.get(name).__module__]
     assert module.__doc__ and len(module.__doc__.split()) > 30
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_extra_padding_does_not_change_predictions(name, tiny_data) -> None:
+    spec, splits = tiny_data
+    cls = METHODS.get(name)
+    model = build_model(cls, cls.resolve_hparams(spec.kind), spec, seed=0)
+    model.eval()
+    batch = _batch(splits, 8)
+    padded = Batch(
+        features={
+            m: torch.cat([x, torch.zeros(x.shape[0], 3, x.shape[2])], dim=1)
+            for m, x in batch.features.items()
+        },
+        lengths=batch.lengths,
+        labels=batch.labels,
+        index=batch.index,
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(model(padded)["prediction"], model(batch)["prediction"])
