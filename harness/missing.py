@@ -1,0 +1,97 @@
+"""Missing-modality masks: the field's robustness protocol (TFR-Net, LNLN, FSRF), independent of
+any method.
+
+* Intra-modal missing at rate r: each real time step of each modality is dropped with probability
+  r and zero-filled; padding is never touched and lengths are kept (a dropped step is a zero step,
+  not a shorter sequence), as the protocol zero-fills frames.
+* Inter-modal missing: whole modalities are dropped (zero-filled); `INTER_PATTERNS` lists the
+  six patterns (each single modality, each pair).
+* Same masks for every method: `MissingMasks` draws one uniform number per (sample, step,
+  modality) of a split from numpy's `default_rng([seed, modality index])`; a step is dropped at
+  rate r when its number is below r. Masks therefore depend only on (seed, split shape), never on
+  the model, the batch order or the batch size; rate 0 drops nothing; and masks are nested across
+  rates (a step dropped at r is dropped at every higher rate), so a method's rate curve is not
+  noisier than the rates themselves.
+* Training-time augmentation (`augment`): per sample and modality a rate drawn from U(0, 1)
+  (LNLN's protocol), then steps dropped at that rate, from a torch generator the caller seeds.
+
+Masks are applied to batches after standardisation (`Batch` features are in the model's input
+space), so a dropped step is exactly zero there, like padding. N = samples of the split,
+T_m = padded steps of modality m, B = batch size.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import torch
+
+from harness.data.types import MODALITIES, Batch
+
+RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0, 0.1, ..., 0.9
+INTER_PATTERNS: tuple[tuple[str, ...], ...] = tuple(
+    combo for size in (1, 2) for combo in combinations(MODALITIES, size)
+)
+
+
+def _real_steps(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(N,) lengths -> (N, steps) bool, True at real steps."""
+    return torch.arange(steps).unsqueeze(0) < lengths.reshape(-1, 1).cpu()
+
+
+class MissingMasks:
+    """Intra-modal keep-masks of one split at any rate, fixed by `seed`.
+
+    lengths: {m: (N,) int64}; max_lengths: {m: T_m}."""
+
+    def __init__(
+        self, lengths: dict[str, torch.Tensor], max_lengths: dict[str, int], seed: int
+    ) -> None:
+        self.seed = seed
+        self.real = {m: _real_steps(lengths[m], max_lengths[m]) for m in MODALITIES}
+        self.uniform = {
+            m: torch.from_numpy(
+                np.random.default_rng([seed, i]).random(
+                    (int(lengths[m].shape[0]), max_lengths[m]), dtype=np.float32
+                )
+            )
+            for i, m in enumerate(MODALITIES)
+        }
+
+    def keep(self, rate: float) -> dict[str, torch.Tensor]:
+        """{m: (N, T_m) bool}: True where a real step is kept at `rate` (False at padding)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"missing rate: expected a number in [0, 1], got {rate}")
+        return {m: self.real[m] & (self.uniform[m] >= rate) for m in MODALITIES}
+
+    def apply(self, batch: Batch, rate: float) -> Batch:
+        """The batch with the dropped steps of its rows (batch.index) zero-filled."""
+        keep = self.keep(rate)
+        rows = batch.index.cpu()
+        features = {}
+        for m, x in batch.features.items():
+            mask = keep[m][rows][:, : x.shape[1]] | ~batch.mask(m).cpu()  # padding untouched
+            features[m] = x * mask.unsqueeze(-1).to(device=x.device, dtype=x.dtype)
+        return Batch(features, batch.lengths, batch.labels, batch.index)
+
+
+def drop_modalities(batch: Batch, dropped: tuple[str, ...]) -> Batch:
+    """Inter-modal missing: the named modalities zero-filled (lengths kept)."""
+    unknown = set(dropped) - set(MODALITIES)
+    if unknown:
+        raise ValueError(f"dropped modalities: unknown {sorted(unknown)}; expected {MODALITIES}")
+    features = {m: torch.zeros_like(x) if m in dropped else x for m, x in batch.features.items()}
+    return Batch(features, batch.lengths, batch.labels, batch.index)
+
+
+def augment(batch: Batch, generator: torch.Generator, max_rate: float = 1.0) -> Batch:
+    """Training-time intra-modal missing: per sample and modality a rate ~ U(0, max_rate), then
+    each real step dropped with that probability (zero-filled). Deterministic under `generator`."""
+    features = {}
+    for m, x in batch.features.items():
+        rates = torch.rand(x.shape[0], 1, generator=generator) * max_rate  # (B, 1)
+        uniform = torch.rand(x.shape[0], x.shape[1], generator=generator)  # (B, T)
+        keep = (uniform >= rates) | ~batch.mask(m).cpu()
+        features[m] = x * keep.unsqueeze(-1).to(device=x.device, dtype=x.dtype)
+    return Batch(features, batch.lengths, batch.labels, batch.index)
