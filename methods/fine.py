@@ -65,6 +65,7 @@ from torch.nn import functional as F
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
+from methods.common.conditional_mi import ConditionalNCECLUB
 from methods.common.contrastive import (
     ClassQueue,
     num_sentiment_classes,
@@ -73,13 +74,8 @@ from methods.common.contrastive import (
 )
 from methods.common.encoders import BoundedRegressionHead, masked_mean
 from methods.common.losses import task_loss
-from methods.common.mi_estimators import (
-    NCECLUB,
-    ConditionalNCECLUB,
-    InfoNCE,
-    estimator_step,
-    frozen_call,
-)
+from methods.common.mi_estimators import NCECLUB, InfoNCE, estimator_step, frozen_call, mlp
+from methods.common.qformer import MixtureOfQFormers
 from methods.common.similarity import cmd, difference_loss
 from methods.common.transformer import safe_mask, sinusoidal_positions
 from methods.search_space import Choice, FloatRange
@@ -148,68 +144,6 @@ def _check(hp: FINEHparams) -> None:
             raise ConfigError(f"hparams.{key}: expected a positive integer, got {getattr(hp, key)}")
     if hp.temperature <= 0:
         raise ConfigError(f"hparams.temperature: expected > 0, got {hp.temperature}")
-
-
-def _mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, out_size))
-
-
-class QFormerExpert(nn.Module):
-    """One Q-Former block: l learnable queries attend to each other, then to the sequence, then
-    a feed-forward layer (pre-norm residuals). x (B, T, d), padding (B, T) bool (True at padding)
-    -> (B, l, d)."""
-
-    def __init__(self, dim: int, num_queries: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.queries = nn.Parameter(torch.randn(num_queries, dim) * 0.02)
-        self.self_norm = nn.LayerNorm(dim)
-        self.self_attention = nn.MultiheadAttention(dim, heads, dropout, batch_first=True)
-        self.cross_norm = nn.LayerNorm(dim)
-        self.cross_attention = nn.MultiheadAttention(dim, heads, dropout, batch_first=True)
-        self.ffn_norm = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
-        )
-
-    def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
-        q = self.queries.unsqueeze(0).expand(x.shape[0], -1, -1)
-        h = self.self_norm(q)
-        q = q + self.self_attention(h, h, h, need_weights=False)[0]
-        h = self.cross_norm(q)
-        q = q + self.cross_attention(h, x, x, key_padding_mask=padding, need_weights=False)[0]
-        return q + self.ffn(self.ffn_norm(q))
-
-
-class MixtureOfQFormers(nn.Module):
-    """Top-k routed mixture of Q-Former experts. x (B, T, d), mask (B, T) bool (True at real
-    steps) -> (tokens (B, l, d) layer-normalised, load-balancing loss (scalar, 1 when balanced))."""
-
-    def __init__(
-        self, dim: int, num_queries: int, num_experts: int, top_k: int, heads: int, dropout: float
-    ) -> None:
-        super().__init__()
-        self.experts = nn.ModuleList(
-            QFormerExpert(dim, num_queries, heads, dropout) for _ in range(num_experts)
-        )
-        self.router = nn.Linear(dim, num_experts)
-        self.top_k = top_k
-        self.norm = nn.LayerNorm(dim)
-
-    def route(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gates (B, E): renormalised top-k probabilities, 0 elsewhere; probabilities (B, E))."""
-        probabilities = F.softmax(self.router(masked_mean(x, mask)), dim=-1)
-        top, index = probabilities.topk(self.top_k, dim=-1)
-        gates = torch.zeros_like(probabilities).scatter(1, index, top / top.sum(-1, keepdim=True))
-        return gates, probabilities
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = safe_mask(mask)
-        gates, probabilities = self.route(x, mask)
-        outputs = torch.stack([expert(x, ~mask) for expert in self.experts], dim=1)
-        tokens = (gates[:, :, None, None] * outputs).sum(dim=1)
-        assigned = (gates > 0).to(x.dtype).mean(dim=0) / self.top_k  # f_e, sums to 1
-        balance = len(self.experts) * (assigned * probabilities.mean(dim=0)).sum()
-        return self.norm(tokens), balance
 
 
 @register_method("fine")
@@ -287,13 +221,13 @@ class FINE(MsaMethod):
 
         pair_names = [f"{a}_{b}" for a, b in PAIRS]
         if hp.factorization == "ftre":
-            self.shared_encoders = per_modality(lambda: _mlp(d, d, d))
-            self.unique_encoders = per_modality(lambda: _mlp(d, d, d))
-            self.decoders = per_modality(lambda: _mlp(2 * d, d, d))
-            self.task_shared = per_modality(lambda: _mlp(d, d, d))
-            self.task_unique = per_modality(lambda: _mlp(d, d, d))
-            self.label_shared = _mlp(1, d, d)
-            self.label_unique = _mlp(1, d, d)
+            self.shared_encoders = per_modality(lambda: mlp(d, d, d))
+            self.unique_encoders = per_modality(lambda: mlp(d, d, d))
+            self.decoders = per_modality(lambda: mlp(2 * d, d, d))
+            self.task_shared = per_modality(lambda: mlp(d, d, d))
+            self.task_unique = per_modality(lambda: mlp(d, d, d))
+            self.label_shared = mlp(1, d, d)
+            self.label_unique = mlp(1, d, d)
             h = hp.critic_hidden
             self.uni_estimators = nn.ModuleDict({p: NCECLUB(d, d, h) for p in pair_names})
             if hp.use_sha:

@@ -61,3 +61,19 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_data(tiny_store: Path):
     """(DataSpec, {split: SplitData}) of the tiny store, standardised on train."""
     return load_dataset(tiny_store)
+
+
+@pytest.fixture(scope="session")
+def short_synth_data(tmp_path_factory: pytest.TempPathFactory):
+    """(DataSpec, splits) of a 300/100/100 `synth` with the default budget's lengths 10/30/20,
+    for the learning tests of the heavier methods (written once per session)."""
+    directory = tmp_path_factory.mktemp("short_synth") / "synth"
+    config = SyntheticConfig(
+        n_train=300,
+        n_valid=100,
+        n_test=100,
+        seed=1,
+        max_lengths={"text": 10, "audio": 30, "vision": 20},
+    )
+    write_synthetic_store(directory, config, dataset="synth")
+    return load_dataset(directory)

@@ -3,18 +3,16 @@ the contrastive queue, the critics' own step, label-free predictions, and learni
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 import methods.fine  # noqa: F401  (import registers the method)
-from harness.data.loading import load_dataset, take_batch
-from harness.data.synthetic import SyntheticConfig, write_synthetic_store
+from harness.data.loading import take_batch
 from harness.data.types import Batch
 from harness.errors import ConfigError
 from harness.training import LoopConfig, RunContext, build_model, fit
-from methods.fine import FINE, MixtureOfQFormers
+from methods.common.qformer import MixtureOfQFormers
+from methods.fine import FINE
 from methods.search_space import suggest_all
 
 SMALL = {"model_dim": 32, "num_queries": 2, "num_experts": 2, "critic_hidden": 32}
@@ -190,22 +188,8 @@ def test_search_space_samples_buildable_models(tiny_data) -> None:
 
 
 # -- learning ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def synth_data(tmp_path_factory: pytest.TempPathFactory):
-    directory: Path = tmp_path_factory.mktemp("synth") / "synth"
-    config = SyntheticConfig(
-        n_train=300,
-        n_valid=100,
-        n_test=100,
-        seed=1,
-        max_lengths={"text": 10, "audio": 30, "vision": 20},
-    )
-    write_synthetic_store(directory, config, dataset="synth")
-    return load_dataset(directory)
-
-
-def test_learns_the_synthetic_benchmark_and_logs_every_term(synth_data) -> None:
-    spec, splits = synth_data
+def test_learns_the_synthetic_benchmark_and_logs_every_term(short_synth_data) -> None:
+    spec, splits = short_synth_data
     model = _model(spec, seed=0)
     loop = LoopConfig(max_epochs=8, patience=8, progress=False)
     outcome = fit(model, splits["train"], splits["valid"], loop, RunContext("synth", "fine", 0), 0)

@@ -30,16 +30,14 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from methods.common.conditional_mi import ConditionalInfoNCE, ConditionalNCECLUB, kernel_weights
 from methods.common.mi_estimators import (
     CLUB,
     NCECLUB,
-    ConditionalInfoNCE,
-    ConditionalNCECLUB,
     InfoNCE,
     estimator_step,
     frozen_call,
     info_nce,
-    kernel_weights,
 )
 
 STEPS = 300
