@@ -1,4 +1,5 @@
-"""Command line: `msabench {fetch,tune,train,probe,compare,list}` (also `python -m harness`).
+"""Command line: `msabench {fetch,tune,train,probe,robustness,compare,list}` (or `python -m
+harness`).
 
 Every DVC stage calls one of these subcommands. User errors print as a single line
 (`msabench: error: ...`) with exit status 2; nothing is left half-written.
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("dataset")
     probe.add_argument("method", nargs="?", default="fine")
+    robustness = sub.add_parser(
+        "robustness", help="evaluate every trained model under missing modalities (all rates)"
+    )
+    robustness.add_argument("dataset")
     sub.add_parser("compare", help="significance-tested comparison tables under results/")
     sub.add_parser("list", help="registered methods and datasets")
     return parser
@@ -68,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from harness import pipeline
+    from harness import evaluation_stages, pipeline
     from harness.config import load_params
 
     if args.command == "list":
@@ -81,7 +86,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "train":
         pipeline.train(params, args.dataset, args.method)
     elif args.command == "probe":
-        pipeline.probe(params, args.dataset, args.method)
+        evaluation_stages.probe(params, args.dataset, args.method)
+    elif args.command == "robustness":
+        evaluation_stages.robustness(params, args.dataset)
     elif args.command == "compare":
         pipeline.compare(params)
     return 0

@@ -50,6 +50,14 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class RobustnessConfig:
+    """The missing-modality protocol's evaluation (harness/robustness.py)."""
+
+    missing_seed: int = 0  # fixes every evaluation mask: the same masks for every method
+    workers: int = 1  # processes evaluating trained models at once
+
+
+@dataclass(frozen=True)
 class Params:
     benchmark_datasets: tuple[str, ...]
     benchmark_methods: tuple[str, ...]
@@ -62,6 +70,7 @@ class Params:
     train: TrainConfig
     tune: TuneConfig
     alpha: float
+    robustness: RobustnessConfig
     probe_datasets: tuple[str, ...]
     probe_methods: tuple[str, ...]
     raw: Mapping[str, Any]
@@ -124,6 +133,10 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
             enqueue_defaults=reader.boolean("tune.enqueue_defaults", default=True),
         ),
         alpha=reader.probability("compare.alpha", default=0.05),
+        robustness=RobustnessConfig(
+            missing_seed=reader.non_negative_int("robustness.missing_seed", default=0),
+            workers=reader.positive_int("robustness.workers", default=1),
+        ),
         probe_datasets=tuple(reader.name_list("probe.datasets", default=[], allow_empty=True)),
         probe_methods=tuple(reader.name_list("probe.methods", default=[], allow_empty=True)),
         raw=raw,

@@ -14,7 +14,8 @@ Where this module departs from MMSA, deliberately:
 - If every truth is exactly 0 (the non-0 subset is empty), ``acc2_non0`` and ``f1_non0`` are NaN
   (MMSA crashes on the empty index array).
 - An F1 term whose precision is undefined (a class never predicted) counts as 0, as sklearn's
-  default does, but without its UndefinedMetricWarning.
+  default does, but without its UndefinedMetricWarning (computed without sklearn, checked
+  against it in the tests).
 
 What follows MMSA to the bit: binary classes (has-0: ``x >= 0``; non-0: drop samples whose truth
 is exactly 0, then ``x > 0``), Acc-5/Acc-7 as ``round(clip(x))`` with numpy's half-to-even
@@ -34,7 +35,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from harness.errors import UnknownNameError
 
@@ -205,8 +205,21 @@ def _binary_acc_f1(pred_pos: np.ndarray, truth_pos: np.ndarray) -> tuple[float, 
 
 
 def _weighted_f1(truth_classes: np.ndarray, pred_classes: np.ndarray) -> float:
-    """sklearn's support-weighted F1 over the classes present in either array (N,)."""
-    return float(f1_score(truth_classes, pred_classes, average="weighted", zero_division=0))
+    """sklearn's `f1_score(average="weighted", zero_division=0)` of class arrays (N,): per class
+    present in either array F1 = 2 TP / (2 TP + FP + FN) (0 where that is 0/0), averaged with
+    the classes' support in `truth_classes` as weights (tests/test_metrics.py checks equality
+    with sklearn). Written out because importing sklearn costs every stage about a second and
+    its input validation dominates the robustness stage's thousands of metric calls."""
+    classes = np.union1d(truth_classes, pred_classes)
+    truth = truth_classes[:, None] == classes[None, :]  # (N, C)
+    pred = pred_classes[:, None] == classes[None, :]
+    true_positive = np.sum(truth & pred, axis=0)
+    denominator = np.sum(truth, axis=0) + np.sum(pred, axis=0)  # 2 TP + FP + FN
+    f1 = np.divide(
+        2.0 * true_positive, denominator, out=np.zeros(classes.size), where=denominator > 0
+    )
+    support = np.sum(truth, axis=0)
+    return float(np.sum(f1 * support) / np.sum(support)) if np.sum(support) > 0 else 0.0
 
 
 def _rounded_accuracy(preds: np.ndarray, truths: np.ndarray, bound: float) -> float:

@@ -4,8 +4,9 @@ any method.
 * Intra-modal missing at rate r: each real time step of each modality is dropped with probability
   r and zero-filled; padding is never touched and lengths are kept (a dropped step is a zero step,
   not a shorter sequence), as the protocol zero-fills frames.
-* Inter-modal missing: whole modalities are dropped (zero-filled); `INTER_PATTERNS` lists the
-  six patterns (each single modality, each pair).
+* Inter-modal missing at rate r for a pattern (`INTER_PATTERNS`: each single modality, each
+  pair): each sample loses the pattern's modalities (zero-filled) with probability r, from one
+  seeded uniform number per (sample, pattern); so at r = 0.3 about 30% of the samples lack them.
 * Same masks for every method: `MissingMasks` draws one uniform number per (sample, step,
   modality) of a split from numpy's `default_rng([seed, modality index])`; a step is dropped at
   rate r when its number is below r. Masks therefore depend only on (seed, split shape), never on
@@ -59,10 +60,21 @@ class MissingMasks:
             for i, m in enumerate(MODALITIES)
         }
 
+    def dropped_rows(self, pattern: tuple[str, ...], rate: float) -> np.ndarray:
+        """(N,) bool: the samples that lose `pattern`'s modalities at inter-modal `rate` (nested
+        across rates, one independent draw per pattern)."""
+        _check_rate(rate)
+        if pattern not in INTER_PATTERNS:
+            raise ValueError(
+                f"inter-modal pattern: expected one of {INTER_PATTERNS}, got {pattern}"
+            )
+        index = len(MODALITIES) + INTER_PATTERNS.index(pattern)  # streams 0-2 are the modalities
+        size = int(self.real[MODALITIES[0]].shape[0])
+        return np.random.default_rng([self.seed, index]).random(size) < rate
+
     def keep(self, rate: float) -> dict[str, torch.Tensor]:
         """{m: (N, T_m) bool}: True where a real step is kept at `rate` (False at padding)."""
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"missing rate: expected a number in [0, 1], got {rate}")
+        _check_rate(rate)
         return {m: self.real[m] & (self.uniform[m] >= rate) for m in MODALITIES}
 
     def apply(self, batch: Batch, rate: float) -> Batch:
@@ -74,6 +86,11 @@ class MissingMasks:
             mask = keep[m][rows][:, : x.shape[1]] | ~batch.mask(m).cpu()  # padding untouched
             features[m] = x * mask.unsqueeze(-1).to(device=x.device, dtype=x.dtype)
         return Batch(features, batch.lengths, batch.labels, batch.index)
+
+
+def _check_rate(rate: float) -> None:
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"missing rate: expected a number in [0, 1], got {rate}")
 
 
 def drop_modalities(batch: Batch, dropped: tuple[str, ...]) -> Batch:
@@ -94,4 +111,21 @@ def augment(batch: Batch, generator: torch.Generator, max_rate: float = 1.0) -> 
         uniform = torch.rand(x.shape[0], x.shape[1], generator=generator)  # (B, T)
         keep = (uniform >= rates) | ~batch.mask(m).cpu()
         features[m] = x * keep.unsqueeze(-1).to(device=x.device, dtype=x.dtype)
+    return Batch(features, batch.lengths, batch.labels, batch.index)
+
+
+def augment_inter(batch: Batch, generator: torch.Generator, probability: float) -> Batch:
+    """Training-time inter-modal missing: each sample, with `probability`, loses the modalities of
+    one of the six `INTER_PATTERNS` drawn uniformly (zero-filled; lengths kept). Deterministic
+    under `generator`."""
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"inter-modal missing probability: expected [0, 1], got {probability}")
+    size = batch.labels.shape[0]
+    hit = torch.rand(size, generator=generator) < probability  # (B,)
+    pattern = torch.randint(len(INTER_PATTERNS), (size,), generator=generator)  # (B,)
+    features = {}
+    for m, x in batch.features.items():
+        holds_m = torch.tensor([m in p for p in INTER_PATTERNS])[pattern]  # (B,)
+        keep = ~(hit & holds_m)
+        features[m] = x * keep.reshape(-1, 1, 1).to(device=x.device, dtype=x.dtype)
     return Batch(features, batch.lengths, batch.labels, batch.index)

@@ -39,6 +39,10 @@ def run_predictions(dataset: str, method: str, seed: int) -> Path:
     return runs_dir(dataset, method) / f"seed-{seed}-test-predictions.csv"
 
 
+def run_checkpoint(dataset: str, method: str, seed: int) -> Path:
+    return runs_dir(dataset, method) / f"seed-{seed}.pt"
+
+
 def all_runs() -> Path:
     return RESULTS / "runs"
 
@@ -59,3 +63,13 @@ def probe_files(dataset: str, method: str) -> tuple[Path, Path]:
     """(metrics JSON: flat {representation->target: R^2}, Markdown table)."""
     directory = probes_dir(dataset)
     return directory / f"{method}.json", directory / f"{method}.md"
+
+
+def robustness_dir(dataset: str) -> Path:
+    """The robustness stage's output folder: records.json, tables, figures."""
+    return RESULTS / "robustness" / dataset
+
+
+def robustness_metrics(dataset: str) -> Path:
+    """DVC metrics file of the robustness stage: {condition: {method: {metric: mean area}}}."""
+    return RESULTS / "robustness" / f"{dataset}.json"

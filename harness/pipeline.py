@@ -1,4 +1,5 @@
-"""The four stages (fetch, tune, train, compare) as functions; the CLI and dvc.yaml call them."""
+"""The stages that build results (fetch, tune, train, compare) as functions; the CLI and dvc.yaml
+call them. Stages that evaluate trained checkpoints are in harness/evaluation_stages.py."""
 
 from __future__ import annotations
 
@@ -9,17 +10,16 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import paths, training
+from harness import paths
+from harness.checkpoints import Checkpoint, save_checkpoint
 from harness.config import DatasetConfig, Params
 from harness.data.loading import load_dataset
-from harness.data.sources import fetch_dataset
 from harness.data.store import read_manifest
 from harness.data.types import DATASET_KINDS
 from harness.errors import ConfigError, DataError
-from harness.io_utils import atomic_directory, atomic_path, sha256_json, write_json_atomic
+from harness.io_utils import atomic_directory, sha256_json
 from harness.provenance import git_commit, package_versions
 from harness.records import RunResult, load_records
-from harness.reporting import write_comparison
 from harness.seed_runs import SeedOutcome, SeedTask, run_seed, run_seeds
 from harness.tracking import (
     Tracker,
@@ -29,7 +29,7 @@ from harness.tracking import (
     log_params,
     log_text_artifact,
 )
-from harness.training import LoopConfig, RunContext
+from harness.training import LoopConfig
 from harness.tuning import TuningJob, run_study, write_best_params
 from methods import METHODS
 
@@ -48,6 +48,8 @@ def fetch(
     With `file_format` (CLI `--format`), the files at `source_path` are read in that format
     whether or not the dataset is declared in params.yaml (kind from `kind`, else the
     declaration's, else "mosi"); otherwise the declaration says where the data come from."""
+    from harness.data.sources import fetch_dataset  # the file readers (pandas): this stage only
+
     if file_format is None:
         config = params.dataset(dataset)
     else:
@@ -100,7 +102,8 @@ def tune(params: Params, dataset: str, method: str) -> Path:
 
 def train(params: Params, dataset: str, method: str) -> Path:
     """Train `method` on `dataset` once per seed with the tuned hyperparameters; write one
-    RunResult record and the test predictions per seed (the directory is replaced atomically)."""
+    RunResult record, the test predictions and the checkpoint per seed (the directory is replaced
+    atomically)."""
     method_cls = METHODS.get(method)
     method_config = params.method(method)
     declared_kind = params.dataset(dataset).kind
@@ -144,9 +147,13 @@ def train(params: Params, dataset: str, method: str) -> Path:
                 _track_seed(tracker, resolved, task, test, lambda task, live: next(finished))
                 for task in tasks
             )
-        for record, predictions in outcomes:
+        for record, predictions, state in outcomes:
             seed = record.seed
             record.save(tmp / paths.run_record(dataset, method, seed).name)
+            save_checkpoint(
+                tmp / paths.run_checkpoint(dataset, method, seed).name,
+                Checkpoint(method, dataset, seed, resolved["hparams"], data_hash, state),
+            )
             (tmp / paths.run_predictions(dataset, method, seed).name).write_text(predictions)
             log.info("%s/%s seed %d: test %s", method, dataset, seed, _short(record.metrics))
     return target
@@ -155,7 +162,7 @@ def train(params: Params, dataset: str, method: str) -> Path:
 def _track_seed(tracker: Tracker, resolved: dict, task: SeedTask, test, produce) -> tuple:
     """One MLflow run around `produce(task, live_callbacks) -> SeedOutcome`: tags, params, the
     per-epoch curves (live, or replayed from the outcome's history if they were not logged
-    live), final metrics and artifacts. Returns (RunResult, predictions CSV text)."""
+    live), final metrics and artifacts. Returns (RunResult, predictions CSV text, weights)."""
     dataset, method, seed = resolved["dataset"], resolved["method"], task.seed
     config_hash = sha256_json(resolved)
     tags = {
@@ -207,81 +214,13 @@ def _track_seed(tracker: Tracker, resolved: dict, task: SeedTask, test, produce)
         log_json_artifact(record.to_dict(), "record.json")
         log_json_artifact(resolved, "config.json")
         log_text_artifact(csv_text, "test_predictions.csv")
-    return record, csv_text
-
-
-def probe(params: Params, dataset: str, method: str) -> dict:
-    """Train `method` once (the first seed, tuned hyperparameters when a study exists, else the
-    method's defaults with the fixed hparams) and probe its factor representations for the
-    dataset's true latents (synthetic data only); write results/probes/<dataset>/<method>.*."""
-    from harness import probes
-
-    method_cls = METHODS.get(method)
-    store = paths.feature_store(dataset)
-    train_latents = probes.load_latents(store, "train")  # fails early without latents
-    test_latents = probes.load_latents(store, "test")
-    tuned = paths.best_params_file(dataset, method)
-    best = _read_best_params(dataset, method)["params"] if tuned.is_file() else {}
-    spec, splits = load_dataset(store)
-    hparams = method_cls.resolve_hparams(
-        spec.kind, params.method(method).hparams, best, where=f"methods.{method}.hparams"
-    )
-    seed = params.seeds[0]
-    loop = LoopConfig(
-        max_epochs=params.train.max_epochs,
-        patience=params.train.patience,
-        select_metric=params.train.select_metric,
-        device=params.device,
-        num_threads=params.num_threads,
-        progress=False,
-    )
-    tracker = Tracker(params.tracking_uri)
-    tags = {
-        "msabench.dataset": dataset,
-        "msabench.method": method,
-        "msabench.seed": seed,
-        "msabench.stage": "probe",
-        "mlflow.source.git.commit": git_commit(),
-    }
-    json_path, md_path = paths.probe_files(dataset, method)
-    with tracker.run(dataset, f"probe/{dataset}/{method}", f"probe-{method}", tags):
-        log_params(asdict(hparams))
-        model = training.build_model(method_cls, hparams, spec, seed)
-        context = RunContext(dataset, method, seed)
-        outcome = training.fit(
-            model, splits["train"], splits["valid"], loop, context, seed, [log_epoch]
-        )
-        results = probes.probe_all(
-            probes.representations(outcome.model, splits["train"]),
-            train_latents,
-            probes.representations(outcome.model, splits["test"]),
-            test_latents,
-        )
-        summary = probes.separation(results)
-        metrics = probes.as_metrics(results)
-        table = probes.render_markdown(dataset, method, results, summary)
-        log_final({k.replace(">", ""): v for k, v in metrics.items()}, prefix="r2_")
-        log_text_artifact(table, "probes.md")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(json_path, metrics)
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(table, encoding="utf-8")
-    for m, row in summary.items():
-        log.info(
-            "probe %s/%s %s: s %.3f (shared) vs %.3f (unique); u %.3f (unique) vs %.3f (shared)",
-            method,
-            dataset,
-            m,
-            row["shared_rep->s"],
-            row["unique_rep->s"],
-            row["unique_rep->u"],
-            row["shared_rep->u"],
-        )
-    return {"results": probes.to_rows(results), "separation": summary}
+    return record, csv_text, outcome.state
 
 
 def compare(params: Params) -> dict:
     """Tables for every benchmark dataset from the run records; returns the metrics dict."""
+    from harness.reporting import write_comparison  # scipy.stats: this stage only
+
     records = [
         r
         for r in load_records(paths.all_runs())

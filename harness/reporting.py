@@ -36,11 +36,13 @@ from harness.stats import holm, paired_ttest, summarize, wilcoxon_signed_rank
 __all__ = [
     "FRAME_COLUMNS",
     "compare_dataset",
+    "compare_values",
     "frame_to_csv",
     "latex_escape",
     "read_comparison_csv",
     "render_latex",
     "render_markdown",
+    "to_json_value",
     "write_comparison",
 ]
 
@@ -61,16 +63,35 @@ def compare_dataset(records: list[RunResult], kind: str, alpha: float = 0.05) ->
     the per-seed test values (lists, sorted by seed). Raises DataError if the records are
     empty, mix datasets or splits, repeat a seed for a method, or lack a metric.
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if kind not in METRICS:
         raise UnknownNameError(f"unknown metric kind {kind!r}; valid kinds: {', '.join(METRICS)}")
     dataset = _single_dataset(records)
-    by_method = _records_by_method(records)
+    values = {
+        method: {seed: record.metrics for seed, record in seeds.items()}
+        for method, seeds in _records_by_method(records).items()
+    }
+    return compare_values(dataset, values, METRICS[kind], alpha)
+
+
+def compare_values(
+    title: str,
+    values: dict[str, dict[int, dict[str, float]]],
+    metrics: tuple[str, ...],
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """The comparison frame of any per-seed scores: `values` is {method: {seed: {metric:
+    value}}} (e.g. test metrics, or areas under a missing-rate curve); `title` fills the
+    frame's "dataset" column (the section heading of the rendered tables). DataError if a
+    method's seed lacks one of `metrics`."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not values:
+        raise DataError(f"{title}: no values to compare")
+    ordered = {m: dict(sorted(values[m].items())) for m in sorted(values)}
     rows: list[dict[str, Any]] = []
-    for metric in METRICS[kind]:
-        series = _metric_series(by_method, metric, dataset)
-        rows.extend(_compare_metric(dataset, metric, series, alpha))
+    for metric in metrics:
+        series = _metric_series(ordered, metric, title)
+        rows.extend(_compare_metric(title, metric, series, alpha))
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
 
@@ -101,21 +122,21 @@ def _records_by_method(records: list[RunResult]) -> dict[str, dict[int, RunResul
 
 
 def _metric_series(
-    by_method: dict[str, dict[int, RunResult]], metric: str, dataset: str
+    values: dict[str, dict[int, dict[str, float]]], metric: str, title: str
 ) -> _Series:
-    """method -> (seeds (S,), values (S,)) of `metric`; DataError if a record lacks it."""
+    """method -> (seeds (S,), values (S,)) of `metric`; DataError if a seed lacks it."""
     series: _Series = {}
-    for method, seed_records in by_method.items():
-        for seed, record in seed_records.items():
-            if metric not in record.metrics:
+    for method, seed_metrics in values.items():
+        for seed, metrics in seed_metrics.items():
+            if metric not in metrics:
                 raise DataError(
-                    f"record {method}/{dataset}/seed {seed} lacks metric {metric!r} "
-                    f"(has: {', '.join(record.metrics)})"
+                    f"record {method}/{title}/seed {seed} lacks metric {metric!r} "
+                    f"(has: {', '.join(metrics)})"
                 )
-        seeds = np.array(list(seed_records), dtype=np.int64)
-        raw = [r.metrics[metric] for r in seed_records.values()]
-        values = np.array([math.nan if v is None else float(v) for v in raw])  # null = NaN
-        series[method] = (seeds, values)
+        seeds = np.array(list(seed_metrics), dtype=np.int64)
+        raw = [m[metric] for m in seed_metrics.values()]
+        array = np.array([math.nan if v is None else float(v) for v in raw])  # null = NaN
+        series[method] = (seeds, array)
     return series
 
 
@@ -339,12 +360,12 @@ def _latex_table(dataset: str, part: pd.DataFrame) -> str:
 # ------------------------------------------------------------------------------------ writing
 
 
-def _to_json_value(value: Any) -> Any:
+def to_json_value(value: Any) -> Any:
     """`value` with NaN floats replaced by None (JSON null), recursively through lists/dicts."""
     if isinstance(value, dict):
-        return {k: _to_json_value(v) for k, v in value.items()}
+        return {k: to_json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_to_json_value(v) for v in value]
+        return [to_json_value(v) for v in value]
     if isinstance(value, float | np.floating) and math.isnan(value):
         return None
     return value.item() if isinstance(value, np.generic) else value
@@ -354,7 +375,7 @@ def frame_to_csv(frame: pd.DataFrame) -> str:
     """CSV text of a comparison frame; the list columns are written as JSON strings."""
     out = frame.copy()
     for column in _LIST_COLUMNS:
-        out[column] = [json.dumps(_to_json_value(list(v)), allow_nan=False) for v in out[column]]
+        out[column] = [json.dumps(to_json_value(list(v)), allow_nan=False) for v in out[column]]
     return out.to_csv(index=False)
 
 
@@ -390,9 +411,7 @@ def write_comparison(
         write_text_atomic(tables / f"{dataset}.tex", render_latex(frame))
         write_text_atomic(tables / f"{dataset}.csv", frame_to_csv(frame))
         summary[dataset] = {
-            method: {
-                row["metric"]: _to_json_value(float(row["mean"])) for _, row in rows.iterrows()
-            }
+            method: {row["metric"]: to_json_value(float(row["mean"])) for _, row in rows.iterrows()}
             for method, rows in frame.groupby("method", sort=False)
         }
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"

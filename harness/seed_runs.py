@@ -12,11 +12,8 @@ This module imports no MLflow: workers start fast, and logging stays in the pare
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import torch
 from harness import training
 from harness.data.loading import load_dataset
 from harness.training import EpochLog, LoopConfig, RunContext
+from harness.workers import map_in_order, worker_threads
 from methods.base import OptimHparams
 
 
@@ -52,6 +50,7 @@ class SeedOutcome:
     history: list[EpochLog]
     wall_time_s: float
     device: str  # e.g. "cpu (1 thread)" or "cuda:0": CPU results depend on the thread count
+    state: dict[str, torch.Tensor]  # the restored best weights (CPU), saved as the checkpoint
 
 
 def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = ()) -> SeedOutcome:
@@ -80,6 +79,7 @@ def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = (
         history=outcome.history,
         wall_time_s=time.perf_counter() - started,
         device=_describe(device),
+        state={k: v.detach().cpu().clone() for k, v in outcome.model.state_dict().items()},
     )
 
 
@@ -90,36 +90,11 @@ def _describe(device: torch.device) -> str:
     return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
 
-def worker_threads(num_threads: int, workers: int) -> int:
-    """Torch threads per worker: the configured number, or (0 = auto) the cores shared out."""
-    if num_threads > 0:
-        return num_threads
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 def run_seeds(tasks: Sequence[SeedTask], workers: int) -> Iterator[SeedOutcome]:
-    """Run the tasks with `workers` processes; yield outcomes in the tasks' order. A failure in
-    any seed is raised here (the remaining tasks are cancelled)."""
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield run_seed(task)
-        return
-    threads = worker_threads(tasks[0].loop.num_threads, workers)
-    tasks = [replace(task, loop=replace(task.loop, num_threads=threads)) for task in tasks]
-    # fork where the platform has it (workers start at once, with torch and the methods already
-    # imported, like torch's DataLoader workers); spawn elsewhere
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-        futures: list[Future] = [pool.submit(run_seed, task) for task in tasks]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
-
-
-def set_worker_threads(num_threads: int) -> None:
-    if num_threads > 0:
-        torch.set_num_threads(num_threads)
+    """Run the tasks with `workers` processes (each with its share of the cores); yield outcomes
+    in the tasks' order. A failure in any seed is raised here (the remaining tasks are
+    cancelled)."""
+    if workers > 1 and len(tasks) > 1:
+        threads = worker_threads(tasks[0].loop.num_threads, workers)
+        tasks = [replace(task, loop=replace(task.loop, num_threads=threads)) for task in tasks]
+    yield from map_in_order(run_seed, tasks, workers)

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.data.loading import iterate_batches, num_batches
-from harness.data.types import DataSpec, SplitData
+from harness.data.types import Batch, DataSpec, SplitData
 from harness.errors import NonFiniteLossError
 from harness.metrics import compute_metrics, is_better
 from methods.base import MsaMethod, OptimHparams
@@ -200,21 +200,31 @@ def _check_finite(
 
 @torch.no_grad()
 def predict(
-    model: MsaMethod, split: SplitData, batch_size: int, device: torch.device | str
+    model: MsaMethod,
+    split: SplitData,
+    batch_size: int,
+    device: torch.device | str,
+    transform: Callable[[Batch], Batch] | None = None,
 ) -> np.ndarray:
-    """Predicted scores for every sample of the split in order: (N,) float64."""
+    """Predicted scores for every sample of the split in order: (N,) float64. `transform` (e.g.
+    a missing-modality mask) is applied to each standardised batch before the model sees it."""
     model.eval()
-    outputs = [
-        model(batch.to(device))["prediction"].detach().cpu()
-        for batch in iterate_batches(split, batch_size, shuffle=False, generator=None)
-    ]
+    outputs = []
+    for batch in iterate_batches(split, batch_size, shuffle=False, generator=None):
+        if transform is not None:
+            batch = transform(batch)
+        outputs.append(model(batch.to(device))["prediction"].detach().cpu())
     return torch.cat(outputs).double().numpy()
 
 
 def evaluate(
-    model: MsaMethod, split: SplitData, batch_size: int, device: torch.device | str
+    model: MsaMethod,
+    split: SplitData,
+    batch_size: int,
+    device: torch.device | str,
+    transform: Callable[[Batch], Batch] | None = None,
 ) -> tuple[dict[str, float], np.ndarray]:
     """(metrics of the dataset's kind, predictions (N,)) on `split`."""
-    predictions = predict(model, split, batch_size, device)
+    predictions = predict(model, split, batch_size, device, transform)
     truths = split.labels.detach().cpu().double().numpy()
     return compute_metrics(model.spec.kind, predictions, truths), predictions

@@ -53,7 +53,9 @@ def test_unknown_method_in_benchmark_lists_valid_names(raw) -> None:
     raw["benchmark"]["methods"] = ["lf_dnn", "tfm"]
     message = _error(raw)
     assert "benchmark.methods" in message and "'tfm'" in message
-    assert "did you mean 'tfn'" in message and "valid methods: fine, lf_dnn" in message
+    assert (
+        "did you mean 'tfn'" in message and "valid methods: fine, fsrf, ir_svr, lf_dnn" in message
+    )
 
 
 def test_unknown_dataset_in_benchmark_lists_declared(raw) -> None:

@@ -36,6 +36,12 @@ def test_stage_outputs_match_harness_paths() -> None:
     assert _resolve(STAGES["compare"]["outs"]) == [str(paths.tables_dir())]
     assert _resolve(STAGES["compare"]["metrics"]) == [str(paths.metrics_file())]
     assert str(paths.all_runs()) in STAGES["compare"]["deps"]
+    robustness = STAGES["robustness"]["do"]
+    assert _resolve(robustness["outs"], item="synth") == [str(paths.robustness_dir("synth"))]
+    assert _resolve(robustness["metrics"], item="synth") == [str(paths.robustness_metrics("synth"))]
+    assert "results/runs/${item}" in robustness["deps"]
+    probe = _resolve(STAGES["probe"]["deps"], dataset="synth", method="fine")
+    assert str(paths.runs_dir("synth", "fine")) in probe
 
 
 def test_every_stage_calls_the_cli_and_lists_its_code() -> None:

@@ -84,7 +84,18 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     assert len(csv) == 1 + 3 * 8 and all(",2,2," in line for line in csv[1:])
     probe = json.loads((project / "results" / "probes" / "synth" / "fine.json").read_text())
     assert "shared_text->shared" in probe
+    robustness = project / "results" / "robustness" / "synth"
+    records = json.loads((robustness / "records.json").read_text())
+    assert len(records) == 3 * 2 * 7 * 10  # methods x seeds x conditions x rates
+    assert (robustness / "curves-intra.png").is_file() and (
+        robustness / "curves-intra.pdf"
+    ).is_file()
+    areas = json.loads((project / "results" / "robustness" / "synth.json").read_text())
+    assert set(areas) == {"intra", "drop-text", "drop-audio", "drop-vision", "drop-text-audio",
+                          "drop-text-vision", "drop-audio-vision"}  # fmt: skip
+    assert set(areas["intra"]) == {"lf_dnn", "tfn", "fine"}
     runs = _mlflow_runs(project)
+    assert len([r for r in runs if r.data.tags.get("msabench.stage") == "robustness"]) == 6 + 1
     train = [r for r in runs if r.data.tags.get("msabench.stage") == "train"]
     trials = [r for r in runs if "msabench.trial" in r.data.tags]
     assert len(train) == 6 and len(trials) == 6
@@ -108,7 +119,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     out = _dvc("repro", cwd=project)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"tune@synth-tfn", "train@synth-tfn", "compare"}, out
+    assert ran == {"tune@synth-tfn", "train@synth-tfn", "compare", "robustness@synth"}, out
 
     # forcing a finished stage again replaces its MLflow runs instead of duplicating them
     _dvc("repro", "-f", "-s", "train@synth-lf_dnn", cwd=project)

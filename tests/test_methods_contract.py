@@ -146,3 +146,23 @@ def test_extra_padding_does_not_change_predictions(name, tiny_data) -> None:
     )
     with torch.no_grad():
         torch.testing.assert_close(model(padded)["prediction"], model(batch)["prediction"])
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_eval_predictions_do_not_depend_on_the_rest_of_the_batch(name, tiny_data) -> None:
+    """In eval mode each sample is predicted on its own: the robustness stage composes
+    inter-modal curves from per-sample predictions, which relies on this."""
+    spec, splits = tiny_data
+    cls = METHODS.get(name)
+    model = build_model(cls, cls.resolve_hparams(spec.kind), spec, seed=0)
+    model.eval()
+    whole = _batch(splits, 12)
+    with torch.no_grad():
+        together = model(whole)["prediction"]
+        alone = torch.cat(
+            [
+                model(take_batch(splits["train"], torch.tensor([i])))["prediction"]
+                for i in (0, 5, 11)
+            ]
+        )
+    torch.testing.assert_close(alone, together[[0, 5, 11]])

@@ -240,3 +240,20 @@ def test_integer_input_is_accepted_and_text_rejected() -> None:
     assert compute_metrics("mosi", np.array([1, -1]), np.array([1, -1]))["acc7"] == 1.0
     with pytest.raises(ValueError, match="must be numeric"):
         compute_metrics("mosi", np.array(["a", "b"]), np.zeros(2))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weighted_f1_equals_sklearn_including_degenerate_cases(seed: int) -> None:
+    from harness.metrics import _weighted_f1
+
+    rng = np.random.default_rng(seed)
+    cases = [
+        (rng.integers(0, 2, 50).astype(bool), rng.integers(0, 2, 50).astype(bool)),
+        (rng.integers(-1, 3, 40), rng.integers(0, 5, 40)),  # classes only one side has
+        (np.ones(7, dtype=bool), np.zeros(7, dtype=bool)),  # never predicted / never true
+        (np.ones(5, dtype=bool), np.ones(5, dtype=bool)),
+        (np.array([0]), np.array([1])),
+    ]
+    for truth, pred in cases:
+        expected = f1_score(truth, pred, average="weighted", zero_division=0)
+        assert _weighted_f1(truth, pred) == pytest.approx(expected, abs=1e-12)
