@@ -116,7 +116,8 @@ def robustness(params: Params, dataset: str) -> dict:
                  task.seed, len(task_records))  # fmt: skip
     frames = robustness_report.area_frames(records, dataset, kind, params.alpha)
     summary = robustness_report.metrics_summary(frames)
-    report = robustness_report.render_report(dataset, frames, params.robustness.missing_seed)
+    lost = robustness_report.lost_area_frames(records, dataset, kind, params.alpha)
+    report = robustness_report.render_report(dataset, frames, lost, params.robustness.missing_seed)
     curves = robustness_report.curve_frame(records, kind)
     tracker = Tracker(params.tracking_uri)
     _log_model_runs(
@@ -127,6 +128,7 @@ def robustness(params: Params, dataset: str) -> dict:
         save_records(tmp / "records.json", records)
         write_text_atomic(tmp / "robustness.md", report)
         write_text_atomic(tmp / "areas.csv", robustness_report.areas_csv(frames))
+        write_text_atomic(tmp / "lost_areas.csv", robustness_report.areas_csv(lost))
         write_text_atomic(tmp / "curves.csv", curves.to_csv(index=False))
         for condition in frames:
             figure = figures.rate_curves_figure(

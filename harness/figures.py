@@ -51,7 +51,7 @@ def rate_curves_figure(curves: pd.DataFrame, title: str, metrics: tuple[str, ...
             rows, columns, figsize=(1.75 * columns + 0.2, 1.6 * rows + 0.55), squeeze=False
         )
         methods = list(dict.fromkeys(curves["method"]))
-        colors = plt.get_cmap("tab20" if len(methods) > 10 else "tab10")
+        colors = plt.get_cmap("tab10")  # distinct hues; dashed lines from the 11th method on
         for panel, metric in zip(axes.flat, metrics, strict=False):
             scale = 100.0 if metric_info(metric).percent else 1.0
             for i, method in enumerate(methods):
@@ -61,8 +61,8 @@ def rate_curves_figure(curves: pd.DataFrame, title: str, metrics: tuple[str, ...
                     part["mean"].to_numpy() * scale,
                     part["std"].fillna(0).to_numpy() * scale,
                 )
-                color = colors(i)
-                panel.plot(part["rate"], mean, color=color, label=method)
+                color, style = colors(i % 10), ("-", "--", ":")[(i // 10) % 3]
+                panel.plot(part["rate"], mean, color=color, linestyle=style, label=method)
                 panel.fill_between(part["rate"], mean - std, mean + std, color=color, alpha=0.15,
                                    linewidth=0)  # fmt: skip
             panel.set_title(METRIC_LABELS.get(metric, metric))
@@ -71,10 +71,10 @@ def rate_curves_figure(curves: pd.DataFrame, title: str, metrics: tuple[str, ...
         for panel in list(axes.flat)[len(metrics) :]:
             panel.set_visible(False)
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="lower center", ncol=min(len(methods), 6),
-                      frameon=False, bbox_to_anchor=(0.5, 0.0))  # fmt: skip
         figure.suptitle(title)
-        figure.tight_layout(rect=(0, 0.04 + 0.03 * ((len(methods) - 1) // 6), 1, 1))
+        figure.tight_layout()
+        figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                      frameon=False)  # fmt: skip
     return figure
 
 
@@ -84,7 +84,9 @@ def save_figure(figure, stem: str | Path) -> list[Path]:
     for extension in ("png", "pdf"):
         target = Path(f"{stem}.{extension}")
         with atomic_path(target) as tmp:
-            figure.savefig(tmp, format=extension, dpi=200, metadata=_METADATA[extension])
+            figure.savefig(
+                tmp, format=extension, dpi=200, metadata=_METADATA[extension], bbox_inches="tight"
+            )
         written.append(target)
     plt.close(figure)
     return written

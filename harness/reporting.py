@@ -37,6 +37,7 @@ __all__ = [
     "FRAME_COLUMNS",
     "compare_dataset",
     "compare_values",
+    "format_cell",
     "frame_to_csv",
     "latex_escape",
     "read_comparison_csv",
@@ -222,6 +223,11 @@ def _format_cell(row: pd.Series, style: _Style) -> str:
     if row["is_best"]:
         text = style.bold(text)
     return text + (style.star if row["significant"] else "")
+
+
+def format_cell(row: pd.Series) -> str:
+    """The Markdown cell of one comparison-frame row: "mean ± std", bold if best, * if worse."""
+    return _format_cell(row, _MARKDOWN)
 
 
 def _header(metric: str, style: _Style) -> str:

@@ -20,7 +20,13 @@ import pandas as pd
 
 from harness.errors import DataError
 from harness.metrics import METRICS
-from harness.reporting import compare_values, frame_to_csv, render_markdown, to_json_value
+from harness.reporting import (
+    compare_values,
+    format_cell,
+    frame_to_csv,
+    render_markdown,
+    to_json_value,
+)
 from harness.robustness import CONDITIONS, RobustnessRecord, describe_condition
 
 CURVE_COLUMNS = ("condition", "method", "rate", "metric", "n_seeds", "mean", "std")
@@ -50,8 +56,13 @@ def _grouped(records: list[RobustnessRecord]) -> dict:
     return grouped
 
 
-def areas(records: list[RobustnessRecord], kind: str) -> dict[str, dict[str, dict[int, dict]]]:
-    """{condition: {method: {seed: {metric: area}}}} for every metric of `kind`. DataError if a
+def areas(
+    records: list[RobustnessRecord], kind: str, lost: bool = False
+) -> dict[str, dict[str, dict[int, dict]]]:
+    """{condition: {method: {seed: {metric: area}}}} for every metric of `kind`; with `lost`,
+    the area lost to missing data instead: area - (r_max - r_min) x value at r_min (0 for a flat
+    curve; negative for a falling accuracy, positive for a rising MAE, so each metric keeps its
+    direction), which separates robustness from complete-data performance. DataError if a
     (method, seed) lacks a rate another one has within a condition."""
     result: dict[str, dict[str, dict[int, dict]]] = {}
     for condition, methods in _grouped(records).items():
@@ -68,10 +79,12 @@ def areas(records: list[RobustnessRecord], kind: str) -> dict[str, dict[str, dic
                         f"{sorted(by_rate)}, expected {expected}"
                     )
                 rates = np.array(expected)
+                flat = (rates[-1] - rates[0]) if lost else 0.0
                 result[condition][method][seed] = {
                     metric: area_under_curve(
                         rates, np.array([by_rate[r][metric] for r in expected])
                     )
+                    - flat * by_rate[expected[0]][metric]
                     for metric in METRICS[kind]
                 }
     return result
@@ -96,6 +109,48 @@ def area_frames(
     }
 
 
+HEADLINE = {"mosi": ("acc2_non0", "mae"), "sims": ("acc2", "mae")}
+
+
+def lost_area_frames(
+    records: list[RobustnessRecord], dataset: str, kind: str, alpha: float = 0.05
+) -> dict[str, pd.DataFrame]:
+    """{condition: comparison frame of the lost areas (`areas(lost=True)`) of the headline
+    metrics (Acc-2 and MAE)}, in CONDITIONS order."""
+    by_condition = areas(records, kind, lost=True)
+    return {
+        condition: compare_values(
+            f"{dataset} lost area: {condition}", by_condition[condition], HEADLINE[kind], alpha
+        )
+        for condition in CONDITIONS
+        if condition in by_condition
+    }
+
+
+def render_lost_summary(lost: dict[str, pd.DataFrame]) -> str:
+    """Markdown: per headline metric a methods x conditions table of the lost area."""
+    sections = []
+    for metric in dict.fromkeys(m for frame in lost.values() for m in frame["metric"]):
+        columns = {
+            condition: {
+                row["method"]: format_cell(row)
+                for _, row in frame[frame["metric"] == metric].iterrows()
+            }
+            for condition, frame in lost.items()
+        }
+        table = pd.DataFrame(columns)
+        table.index.name = "method"
+        sections.append(
+            f"Area lost to missing data, {METRIC_TITLES.get(metric, metric)}:\n\n"
+            f"{table.to_markdown(colalign=('left',) + ('right',) * table.shape[1])}\n"
+        )
+    return "\n".join(sections)
+
+
+METRIC_TITLES = {"acc2_non0": "Acc-2 non-0 (%, higher = less lost)", "acc2": "Acc-2 (%, higher "
+                 "= less lost)", "mae": "MAE (lower = less lost)"}  # fmt: skip
+
+
 def curve_frame(records: list[RobustnessRecord], kind: str) -> pd.DataFrame:
     """Long frame (CURVE_COLUMNS): mean and std (ddof=1; NaN for one seed) over seeds."""
     rows = []
@@ -118,8 +173,11 @@ def curve_frame(records: list[RobustnessRecord], kind: str) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def render_report(dataset: str, frames: dict[str, pd.DataFrame], missing_seed: int) -> str:
-    """Markdown: the protocol in one paragraph, then one area table per condition."""
+def render_report(
+    dataset: str, frames: dict[str, pd.DataFrame], lost: dict[str, pd.DataFrame], missing_seed: int
+) -> str:
+    """Markdown: the protocol in one paragraph, the lost-area summary, then one area table per
+    condition."""
     intro = (
         f"# Missing-modality robustness on {dataset}\n\n"
         "Area under the metric-vs-missing-rate curve (trapezoid rule over r = 0.0, 0.1, ..., 0.9; "
@@ -129,8 +187,18 @@ def render_report(dataset: str, frames: dict[str, pd.DataFrame], missing_seed: i
         "probability r. Inter-modal: the named modalities zero-filled in a fraction r of the "
         "samples.\n\n"
     )
+    summary = (
+        "## How much each method loses\n\n"
+        "Area lost = area - 0.9 x the complete-data value (0 for a method that loses nothing; "
+        "accuracy: negative, MAE: positive), which separates robustness from complete-data "
+        "performance. Columns: the conditions (intra = intra-modal; drop-x = inter-modal). "
+        "Mean ± std over seeds; bold = least lost; * = loses significantly more than the "
+        "least (Holm-adjusted paired t-test, per condition).\n\n"
+        f"{render_lost_summary(lost)}\n"
+        "## Area under the rate curve, per condition\n\n"
+    )
     body = "\n".join(render_markdown(frame) for frame in frames.values())
-    return intro + body.replace("\n## ", "\n### ").replace("## ", "### ", 1)
+    return intro + summary + body.replace("\n## ", "\n### ").replace("## ", "### ", 1)
 
 
 def metrics_summary(frames: dict[str, pd.DataFrame]) -> dict:

@@ -27,7 +27,14 @@ from harness.robustness import (
     load_records,
     save_records,
 )
-from harness.robustness_report import area_frames, area_under_curve, areas, curve_frame
+from harness.robustness_report import (
+    area_frames,
+    area_under_curve,
+    areas,
+    curve_frame,
+    lost_area_frames,
+    render_report,
+)
 from harness.training import LoopConfig, RunContext, build_model, evaluate, fit, predict
 from harness.workers import map_in_order
 from methods import METHODS
@@ -233,3 +240,33 @@ def test_dropped_rows_are_nested_seeded_and_about_r() -> None:
     assert len({tuple(np.flatnonzero(r)[:20]) for r in other}) == len(INTER_PATTERNS)
     with pytest.raises(ValueError, match="inter-modal pattern"):
         masks.dropped_rows(("audio", "text"), 0.5)
+
+
+def test_lost_area_separates_robustness_from_complete_data_performance() -> None:
+    seeds = (1, 2, 3, 4, 5)
+    # "good_but_fragile" is better at every rate up to 0.3 but loses more; "flat" loses nothing
+    fragile = _records("good_but_fragile", seeds, slope=1.0, offset=-0.3)
+    flat = _records("flat", seeds, slope=0.0)
+    lost = areas(fragile + flat, "mosi", lost=True)
+    assert lost[INTRA]["flat"][1]["mae"] == pytest.approx(0.0, abs=1e-12)
+    assert lost[INTRA]["good_but_fragile"][1]["mae"] == pytest.approx(0.405)
+    assert lost[INTRA]["flat"][1]["acc7"] == pytest.approx(0.0, abs=1e-12)
+    frames = lost_area_frames(fragile + flat, "d", "mosi")
+    mae = frames[INTRA].set_index("method").query("metric == 'mae'")
+    assert mae.loc["flat", "is_best"] and mae.loc["good_but_fragile", "significant"]
+    report = render_report("d", area_frames(fragile + flat, "d", "mosi"), frames, 0)
+    assert "How much each method loses" in report and "| good_but_fragile |" in report
+
+
+def test_curve_figures_are_written_as_png_and_pdf_with_identical_bytes(tmp_path: Path) -> None:
+    from harness.figures import rate_curves_figure, save_figure
+
+    curves = curve_frame(_records("a", (1, 2), slope=1.0) + _records("b", (1, 2), 0.2), "mosi")
+    intra = curves[curves["condition"] == INTRA]
+    written = []
+    for name in ("one", "two"):
+        figure = rate_curves_figure(intra, "title", ("acc2_non0", "mae"))
+        assert len([ax for ax in figure.axes if ax.get_visible()]) == 2
+        written.append(save_figure(figure, tmp_path / name))
+    for first, second in zip(*written, strict=True):
+        assert first.suffix in (".png", ".pdf") and first.read_bytes() == second.read_bytes()
