@@ -9,12 +9,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from learning_check import assert_learns_and_logs_terms
 
 import methods.fsrf  # noqa: F401  (import registers the method)
 from harness.data.loading import take_batch
 from harness.data.types import MODALITIES, Batch
 from harness.errors import ConfigError
-from harness.training import LoopConfig, RunContext, build_model, fit
+from harness.training import build_model
 from methods.common.distillation import gaussian_kl, moment_matching, reverse_weights, softmax_kl
 from methods.common.recurrent import RealStepsLSTM
 from methods.fsrf import FSRF, WEIGHTS
@@ -326,13 +327,7 @@ def test_invalid_hparams_are_one_line_errors(tiny_data, overrides, message) -> N
 
 def test_learns_the_synthetic_benchmark_and_logs_every_term(short_synth_data) -> None:
     spec, splits = short_synth_data
-    model = _model(spec)
-    loop = LoopConfig(max_epochs=8, patience=8, progress=False)
-    outcome = fit(model, splits["train"], splits["valid"], loop, RunContext("synth", "fsrf", 0), 0)
-    mean_mae = float((splits["valid"].labels - splits["train"].labels.mean()).abs().mean())
-    assert outcome.best_valid["mae"] < 0.9 * mean_mae
-    for log in outcome.history:
-        assert set(log.train) == TERMS | {"total"}
+    assert_learns_and_logs_terms(_model(spec), splits, "fsrf", TERMS)
 
 
 def test_hparams_are_frozen_and_documented() -> None:

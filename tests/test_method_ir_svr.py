@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from learning_check import assert_learns_and_logs_terms
 from torch.nn import functional as F
 
 import methods.ir_svr  # noqa: F401  (import registers the method)
 from harness.data.loading import take_batch
 from harness.data.types import MODALITIES, Batch
 from harness.errors import ConfigError
-from harness.training import LoopConfig, RunContext, build_model, fit
+from harness.training import build_model
 from methods import METHODS
 from methods.common.regularizers import sequential_variation
 from methods.ir_svr import IRSVR
@@ -279,12 +280,4 @@ def test_bad_hparams_are_one_line_config_errors(tiny_data, overrides, message) -
 
 def test_learns_the_synthetic_benchmark_and_logs_every_term(short_synth_data) -> None:
     spec, splits = short_synth_data
-    model = _model(spec)
-    loop = LoopConfig(max_epochs=8, patience=8, progress=False)
-    outcome = fit(
-        model, splits["train"], splits["valid"], loop, RunContext("synth", "ir_svr", 0), 0
-    )
-    mean_mae = float((splits["valid"].labels - splits["train"].labels.mean()).abs().mean())
-    assert outcome.best_valid["mae"] < 0.9 * mean_mae
-    for log in outcome.history:
-        assert set(log.train) == TERMS | {"total"}
+    assert_learns_and_logs_terms(_model(spec), splits, "ir_svr", TERMS)
