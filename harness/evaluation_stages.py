@@ -27,6 +27,7 @@ from harness.robustness import (
     save_records,
 )
 from harness.tracking import Tracker, log_final, log_text_artifact
+from harness.training import LoopConfig
 from harness.workers import map_in_order, worker_threads
 
 log = logging.getLogger("msabench")
@@ -90,7 +91,7 @@ def robustness(params: Params, dataset: str) -> dict:
             paths.run_checkpoint(dataset, method, seed),
             paths.feature_store(dataset),
             params.robustness.missing_seed,
-            256,
+            LoopConfig.eval_batch_size,  # the batch size every evaluation uses
             params.device,
             params.num_threads,
         )  # fmt: skip
