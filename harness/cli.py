@@ -1,5 +1,5 @@
-"""Command line: `msabench {fetch,tune,train,probe,robustness,compare,list}` (or `python -m
-harness`).
+"""Command line: `msabench {fetch,tune,train,probe,robustness,compare,rank,paper,list}` (or
+`python -m harness`).
 
 Every DVC stage calls one of these subcommands. User errors print as a single line
 (`msabench: error: ...`) with exit status 2; nothing is left half-written.
@@ -50,7 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         "robustness", help="evaluate every trained model under missing modalities (all rates)"
     )
     robustness.add_argument("dataset")
-    sub.add_parser("compare", help="significance-tested comparison tables under results/")
+    sub.add_parser("compare", help="significance-tested comparison tables and figures")
+    sub.add_parser("rank", help="Friedman/Nemenyi across datasets and critical-difference diagrams")
+    paper = sub.add_parser(
+        "paper", help="regenerate a published table beside this project's runs (--list: names)"
+    )
+    paper.add_argument("name", nargs="?", help="registered paper table (see --list)")
+    paper.add_argument("--list", action="store_true", help="list the registered paper tables")
+    paper.add_argument("--all", action="store_true", help="every table in params paper.tables")
     sub.add_parser("list", help="registered methods and datasets")
     return parser
 
@@ -73,11 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from harness import evaluation_stages, pipeline
+    from harness import evaluation_stages, pipeline, report_stages
     from harness.config import load_params
 
     if args.command == "list":
         return _list(args.params)
+    if args.command == "paper" and (args.list or (args.name is None and not args.all)):
+        return _list_papers(args.list)
     params = load_params(args.params)
     if args.command == "fetch":
         pipeline.fetch(params, args.dataset, args.path, args.file_format, args.kind)
@@ -90,7 +99,26 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "robustness":
         evaluation_stages.robustness(params, args.dataset)
     elif args.command == "compare":
-        pipeline.compare(params)
+        report_stages.compare(params)
+    elif args.command == "rank":
+        report_stages.rank(params)
+    elif args.command == "paper" and args.all:
+        for path in report_stages.papers(params):
+            print(path)
+    elif args.command == "paper":
+        print(report_stages.paper(params, args.name))
+    return 0
+
+
+def _list_papers(asked: bool) -> int:
+    from harness.errors import ConfigError
+    from harness.paper_tables import paper_table, paper_table_names
+
+    if not asked:
+        raise ConfigError("paper: give a table name, --all (params paper.tables) or --list")
+    for name in paper_table_names():
+        table = paper_table(name)
+        print(f"  {name:<16} {table.title}")
     return 0
 
 

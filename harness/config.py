@@ -58,6 +58,28 @@ class RobustnessConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """The comparison tables' statistics (harness/comparison.py); `seed` drives every
+    resampling, so the same run records give the same tables."""
+
+    alpha: float = 0.05  # significance level after Holm correction
+    seed: int = 0
+    confidence: float = 0.95
+    ci_resamples: int = 10_000  # bootstrap CI over seeds
+    aso_bootstrap: int = 1000  # ASO's bootstrap iterations (deepsig's default)
+    sample_resamples: int = 1000  # paired bootstrap over test samples
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """Paper-table regeneration (harness/paper_report.py): which registered tables `dvc repro`
+    regenerates, and which project dataset stands for each paper dataset (None: none here)."""
+
+    tables: tuple[str, ...] = ()
+    datasets: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Params:
     benchmark_datasets: tuple[str, ...]
     benchmark_methods: tuple[str, ...]
@@ -69,7 +91,8 @@ class Params:
     methods: Mapping[str, MethodConfig]
     train: TrainConfig
     tune: TuneConfig
-    alpha: float
+    compare: CompareConfig
+    paper: PaperConfig
     robustness: RobustnessConfig
     probe_datasets: tuple[str, ...]
     probe_methods: tuple[str, ...]
@@ -132,7 +155,18 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
             pruner_warmup_steps=reader.integer("tune.pruner.n_warmup_steps", default=3),
             enqueue_defaults=reader.boolean("tune.enqueue_defaults", default=True),
         ),
-        alpha=reader.probability("compare.alpha", default=0.05),
+        compare=CompareConfig(
+            alpha=reader.probability("compare.alpha", default=0.05),
+            seed=reader.non_negative_int("compare.seed", default=0),
+            confidence=reader.probability("compare.confidence", default=0.95),
+            ci_resamples=reader.positive_int("compare.ci_resamples", default=10_000),
+            aso_bootstrap=reader.positive_int("compare.aso_bootstrap", default=1000),
+            sample_resamples=reader.positive_int("compare.sample_resamples", default=1000),
+        ),
+        paper=PaperConfig(
+            tables=tuple(reader.name_list("paper.tables", default=[], allow_empty=True)),
+            datasets=_parse_paper_datasets(reader.mapping("paper.datasets", default={}), source),
+        ),
         robustness=RobustnessConfig(
             missing_seed=reader.non_negative_int("robustness.missing_seed", default=0),
             workers=reader.positive_int("robustness.workers", default=1),
@@ -186,6 +220,17 @@ def _parse_methods(section: Mapping[str, Any], source: str) -> dict[str, MethodC
     return methods
 
 
+def _parse_paper_datasets(section: Mapping[str, Any], source: str) -> dict[str, str | None]:
+    mapping: dict[str, str | None] = {}
+    for name, value in section.items():
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(
+                f"{source}: paper.datasets.{name}: expected a dataset name or null, got {value!r}"
+            )
+        mapping[str(name)] = value
+    return mapping
+
+
 def _check_names(params: Params, source: str) -> None:
     from harness.metrics import METRICS, metric_info
     from methods import METHODS
@@ -210,6 +255,12 @@ def _check_names(params: Params, source: str) -> None:
             raise ConfigError(
                 f"{source}: probe.methods: '{name}' is not in benchmark.methods; "
                 "the probe reads its tuned hyperparameters"
+            )
+    for paper_name, name in params.paper.datasets.items():
+        if name is not None and name not in params.datasets:
+            raise ConfigError(
+                f"{source}: paper.datasets.{paper_name}: unknown dataset '{name}'; declared "
+                f"under datasets: {', '.join(sorted(params.datasets))} (or null for none)"
             )
     try:
         info = metric_info(params.train.select_metric)

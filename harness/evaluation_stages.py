@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from harness import paths
 from harness.checkpoints import load_checkpoint, restore_model
@@ -81,6 +81,7 @@ def robustness(params: Params, dataset: str) -> dict:
     curves.csv, one figure per condition) and results/robustness/<dataset>.json; log a run per
     (method, seed) and a summary run to MLflow. Returns the metrics summary."""
     from harness import figures, robustness_report
+    from harness.comparison import ComparisonSettings
 
     kind = params.dataset(dataset).kind
     tasks = [
@@ -115,9 +116,11 @@ def robustness(params: Params, dataset: str) -> dict:
         records.extend(task_records)
         log.info("robustness %s/%s seed %d: %d conditions x rates", task.method, dataset,
                  task.seed, len(task_records))  # fmt: skip
-    frames = robustness_report.area_frames(records, dataset, kind, params.alpha)
+    # the areas' tables: bootstrap CIs and the seed tests; ASO is left to the main tables
+    settings = ComparisonSettings(**asdict(params.compare), aso=False)
+    frames = robustness_report.area_frames(records, dataset, kind, settings)
     summary = robustness_report.metrics_summary(frames)
-    lost = robustness_report.lost_area_frames(records, dataset, kind, params.alpha)
+    lost = robustness_report.lost_area_frames(records, dataset, kind, settings)
     report = robustness_report.render_report(dataset, frames, lost, params.robustness.missing_seed)
     curves = robustness_report.curve_frame(records, kind)
     tracker = Tracker(params.tracking_uri)

@@ -7,6 +7,7 @@ seeds) with a band of ± one std over seeds; the input is `robustness_report.cur
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +19,8 @@ import pandas as pd  # noqa: E402
 
 from harness.io_utils import atomic_path  # noqa: E402
 from harness.metrics import metric_info  # noqa: E402
+
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
 
 PAPER_STYLE = {
     "font.size": 8,
@@ -83,7 +86,8 @@ def save_figure(figure, stem: str | Path) -> list[Path]:
     written = []
     for extension in ("png", "pdf"):
         target = Path(f"{stem}.{extension}")
-        with atomic_path(target) as tmp:
+        # the style again: pdf.fonttype and svg.hashsalt are read when saving, not when drawing
+        with atomic_path(target) as tmp, plt.rc_context(PAPER_STYLE):
             figure.savefig(
                 tmp, format=extension, dpi=200, metadata=_METADATA[extension], bbox_inches="tight"
             )

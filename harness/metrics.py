@@ -70,7 +70,7 @@ _INFO: dict[str, MetricInfo] = {
 }
 
 # SIMS class edges, as MMSA writes them (class i: edges[i] < x <= edges[i + 1]).
-_SIMS_EDGES: dict[str, tuple[float, ...]] = {
+SIMS_EDGES: dict[str, tuple[float, ...]] = {
     "acc2": (-1.01, 0.0, 1.01),
     "acc3": (-1.01, -0.1, 0.1, 1.01),
     "acc5": (-1.01, -0.7, -0.1, 0.1, 0.7, 1.01),
@@ -178,7 +178,7 @@ def _sims_metrics(preds: np.ndarray, truths: np.ndarray) -> dict[str, float]:
     pred32, truth32 = _as_float32(preds, 1.0), _as_float32(truths, 1.0)
     classes = {
         name: (_sims_classes(pred32, edges), _sims_classes(truth32, edges))
-        for name, edges in _SIMS_EDGES.items()
+        for name, edges in SIMS_EDGES.items()
     }
     pred2, truth2 = classes["acc2"]
     return {

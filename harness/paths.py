@@ -73,3 +73,18 @@ def robustness_dir(dataset: str) -> Path:
 def robustness_metrics(dataset: str) -> Path:
     """DVC metrics file of the robustness stage: {condition: {method: {metric: mean area}}}."""
     return RESULTS / "robustness" / f"{dataset}.json"
+
+
+def figures_dir(dataset: str) -> Path:
+    """The compare stage's figures and their data for one dataset (seed scores, tuning)."""
+    return RESULTS / "figures" / dataset
+
+
+def ranks_dir() -> Path:
+    """The rank stage's output: Friedman/Nemenyi across datasets and the CD diagrams."""
+    return RESULTS / "ranks"
+
+
+def papers_dir() -> Path:
+    """Regenerated paper tables, one .md/.tex/.csv per registered table."""
+    return RESULTS / "papers"

@@ -19,7 +19,7 @@ from harness.data.types import DATASET_KINDS
 from harness.errors import ConfigError, DataError
 from harness.io_utils import atomic_directory, sha256_json
 from harness.provenance import git_commit, package_versions
-from harness.records import RunResult, load_records
+from harness.records import RunResult
 from harness.seed_runs import SeedOutcome, SeedTask, run_seed, run_seeds
 from harness.tracking import (
     Tracker,
@@ -215,36 +215,6 @@ def _track_seed(tracker: Tracker, resolved: dict, task: SeedTask, test, produce)
         log_json_artifact(resolved, "config.json")
         log_text_artifact(csv_text, "test_predictions.csv")
     return record, csv_text, outcome.state
-
-
-def compare(params: Params) -> dict:
-    """Tables for every benchmark dataset from the run records; returns the metrics dict."""
-    from harness.reporting import write_comparison  # scipy.stats: this stage only
-
-    records = [
-        r
-        for r in load_records(paths.all_runs())
-        if r.dataset in params.benchmark_datasets and r.method in params.benchmark_methods
-    ]
-    _check_complete(records, params)
-    kinds = {name: params.dataset(name).kind for name in params.benchmark_datasets}
-    return write_comparison(records, kinds, paths.RESULTS, alpha=params.alpha)
-
-
-def _check_complete(records: list[RunResult], params: Params) -> None:
-    have = {(r.dataset, r.method, r.seed) for r in records}
-    missing = [
-        f"{d}/{m}/seed {s}"
-        for d in params.benchmark_datasets
-        for m in params.benchmark_methods
-        for s in params.seeds
-        if (d, m, s) not in have
-    ]
-    if missing:
-        raise DataError(
-            f"{paths.all_runs()}: no run record for {', '.join(missing[:5])}"
-            f"{' ...' if len(missing) > 5 else ''}; run `msabench train` for them first"
-        )
 
 
 def _read_best_params(dataset: str, method: str) -> dict:

@@ -1,18 +1,12 @@
-"""Comparison tables computed from per-seed `RunResult` records.
+"""Comparison tables rendered from a comparison frame (`harness.comparison`): Markdown and
+booktabs LaTeX views, the CSV, the DVC metrics summary, and `write_comparison`, which computes and
+writes one dataset's table. Nothing here computes a statistic.
 
-`compare_dataset` builds the long frame (one row per method x metric, per-seed values kept);
-`render_markdown` and `render_latex` are views of that frame; `write_comparison` writes the
-tables and a DVC metrics file. Decisions:
-
-- The best method per metric has the best *mean* in the metric's direction (`harness.metrics`);
-  on a tie the method whose name sorts first wins. A method whose mean is NaN is never best.
-- Every other method is compared with the best, paired by seed on the seeds both have
-  (`n_pairs`; for the best row `n_pairs` equals `n_seeds` and the p-values are NaN).
-- Holm's correction runs within each (dataset, metric) family, across the comparisons with the
-  best, separately for the t-test and the Wilcoxon p-values.
-- `significant` is true when the Holm-adjusted paired t-test p < alpha *and* the method is worse
-  than the best on the paired seeds (with unequal seed sets the paired direction can differ from
-  the direction of the means).
+Each rendered table says which test every marker stands for:
+`*` paired t-test over seeds, `§` Wilcoxon signed-rank over seeds, `†` paired bootstrap over
+test samples (each: Holm-adjusted p < alpha across all comparisons of the table, and worse than
+the best), `‡` the best almost stochastically dominates the method (ASO epsilon_min < 0.2).
+A marker whose test did not run (no test predictions, ASO switched off) is not mentioned.
 """
 
 from __future__ import annotations
@@ -27,172 +21,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import ConfigError, DataError, UnknownNameError
+from harness.comparison import ComparisonSettings, TestPredictions, compare_dataset
+from harness.errors import ConfigError, DataError
 from harness.io_utils import write_text_atomic
-from harness.metrics import METRICS, is_better, metric_info
+from harness.metrics import metric_info
 from harness.records import RunResult
-from harness.stats import holm, paired_ttest, summarize, wilcoxon_signed_rank
 
 __all__ = [
-    "FRAME_COLUMNS",
-    "compare_dataset",
-    "compare_values",
     "format_cell",
     "frame_to_csv",
     "latex_escape",
     "read_comparison_csv",
     "render_latex",
     "render_markdown",
+    "summary_metrics",
     "to_json_value",
     "write_comparison",
 ]
 
-FRAME_COLUMNS: tuple[str, ...] = (
-    "dataset", "method", "metric", "higher_is_better", "n_seeds", "n_pairs", "mean", "std",
-    "ci_low", "ci_high", "is_best", "p_ttest", "p_ttest_holm", "p_wilcoxon", "p_wilcoxon_holm",
-    "significant", "alpha", "seeds", "values",
-)  # fmt: skip
-
 _LIST_COLUMNS = ("seeds", "values")
-_Series = dict[str, tuple[np.ndarray, np.ndarray]]  # method -> (seeds (S,), values (S,))
-
-
-def compare_dataset(records: list[RunResult], kind: str, alpha: float = 0.05) -> pd.DataFrame:
-    """Long comparison frame for the records of ONE dataset, metrics of `kind` ("mosi"/"sims").
-
-    One row per (method, metric) with the columns `FRAME_COLUMNS`; `seeds` and `values` hold
-    the per-seed test values (lists, sorted by seed). Raises DataError if the records are
-    empty, mix datasets or splits, repeat a seed for a method, or lack a metric.
-    """
-    if kind not in METRICS:
-        raise UnknownNameError(f"unknown metric kind {kind!r}; valid kinds: {', '.join(METRICS)}")
-    dataset = _single_dataset(records)
-    values = {
-        method: {seed: record.metrics for seed, record in seeds.items()}
-        for method, seeds in _records_by_method(records).items()
-    }
-    return compare_values(dataset, values, METRICS[kind], alpha)
-
-
-def compare_values(
-    title: str,
-    values: dict[str, dict[int, dict[str, float]]],
-    metrics: tuple[str, ...],
-    alpha: float = 0.05,
-) -> pd.DataFrame:
-    """The comparison frame of any per-seed scores: `values` is {method: {seed: {metric:
-    value}}} (e.g. test metrics, or areas under a missing-rate curve); `title` fills the
-    frame's "dataset" column (the section heading of the rendered tables). DataError if a
-    method's seed lacks one of `metrics`."""
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if not values:
-        raise DataError(f"{title}: no values to compare")
-    ordered = {m: dict(sorted(values[m].items())) for m in sorted(values)}
-    rows: list[dict[str, Any]] = []
-    for metric in metrics:
-        series = _metric_series(ordered, metric, title)
-        rows.extend(_compare_metric(title, metric, series, alpha))
-    return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-
-
-def _single_dataset(records: list[RunResult]) -> str:
-    if not records:
-        raise DataError("no run records to compare")
-    datasets = sorted({r.dataset for r in records})
-    if len(datasets) > 1:
-        raise DataError(f"records mix datasets {datasets}; compare one dataset at a time")
-    splits = sorted({r.split for r in records})
-    if len(splits) > 1:
-        raise DataError(f"records for {datasets[0]!r} mix splits {splits}")
-    return datasets[0]
-
-
-def _records_by_method(records: list[RunResult]) -> dict[str, dict[int, RunResult]]:
-    """{method: {seed: record}}, methods and seeds sorted; DataError on a duplicate seed."""
-    by_method: dict[str, dict[int, RunResult]] = {}
-    for record in records:
-        seeds = by_method.setdefault(record.method, {})
-        if record.seed in seeds:
-            raise DataError(
-                f"method {record.method!r} has two records for seed {record.seed} "
-                f"on dataset {record.dataset!r}"
-            )
-        seeds[record.seed] = record
-    return {m: dict(sorted(by_method[m].items())) for m in sorted(by_method)}
-
-
-def _metric_series(
-    values: dict[str, dict[int, dict[str, float]]], metric: str, title: str
-) -> _Series:
-    """method -> (seeds (S,), values (S,)) of `metric`; DataError if a seed lacks it."""
-    series: _Series = {}
-    for method, seed_metrics in values.items():
-        for seed, metrics in seed_metrics.items():
-            if metric not in metrics:
-                raise DataError(
-                    f"record {method}/{title}/seed {seed} lacks metric {metric!r} "
-                    f"(has: {', '.join(metrics)})"
-                )
-        seeds = np.array(list(seed_metrics), dtype=np.int64)
-        raw = [m[metric] for m in seed_metrics.values()]
-        array = np.array([math.nan if v is None else float(v) for v in raw])  # null = NaN
-        series[method] = (seeds, array)
-    return series
-
-
-def _compare_metric(dataset: str, metric: str, series: _Series, alpha: float) -> list[dict]:
-    """Rows for one metric: summaries, the best method, paired tests against it, Holm."""
-    summaries = {method: summarize(values) for method, (_, values) in series.items()}
-    best = _best_method(metric, {m: s.mean for m, s in summaries.items()})
-    others = [m for m in series if m != best] if best is not None else []
-    tests = [_paired_tests(series[m], series[best], metric) for m in others if best is not None]
-    t_holm = holm(np.array([t["p_ttest"] for t in tests]))
-    w_holm = holm(np.array([t["p_wilcoxon"] for t in tests]))
-    rows = []
-    for method, (seeds, values) in series.items():
-        s = summaries[method]
-        row: dict[str, Any] = {
-            "dataset": dataset, "method": method, "metric": metric,
-            "higher_is_better": metric_info(metric).higher_is_better, "n_seeds": s.n,
-            "n_pairs": s.n, "mean": s.mean, "std": s.std, "ci_low": s.ci_low,
-            "ci_high": s.ci_high, "is_best": method == best, "p_ttest": math.nan,
-            "p_ttest_holm": math.nan, "p_wilcoxon": math.nan, "p_wilcoxon_holm": math.nan,
-            "significant": False, "alpha": alpha, "seeds": seeds.tolist(),
-            "values": values.tolist(),
-        }  # fmt: skip
-        if method in others:
-            k = others.index(method)
-            test = dict(tests[k])
-            worse = test.pop("worse_on_pairs")
-            row.update(test, p_ttest_holm=float(t_holm[k]), p_wilcoxon_holm=float(w_holm[k]))
-            row["significant"] = bool(t_holm[k] < alpha and worse)
-        rows.append(row)
-    return rows
-
-
-def _best_method(metric: str, means: dict[str, float]) -> str | None:
-    """The method with the best mean (first in order on a tie); None if every mean is NaN."""
-    best: str | None = None
-    for method, mean in means.items():
-        if not math.isnan(mean) and (best is None or is_better(metric, mean, means[best])):
-            best = method
-    return best
-
-
-def _paired_tests(
-    other: tuple[np.ndarray, np.ndarray], best: tuple[np.ndarray, np.ndarray], metric: str
-) -> dict[str, Any]:
-    """Paired t-test and Wilcoxon of `other` against `best` on their common seeds."""
-    common, i_other, i_best = np.intersect1d(other[0], best[0], return_indices=True)
-    a, b = other[1][i_other], best[1][i_best]
-    worse = common.size > 0 and is_better(metric, float(np.mean(b)), float(np.mean(a)))
-    return {
-        "n_pairs": int(common.size),
-        "p_ttest": paired_ttest(a, b),
-        "p_wilcoxon": wilcoxon_signed_rank(a, b),
-        "worse_on_pairs": worse,
-    }
 
 
 # ---------------------------------------------------------------------------------- rendering
@@ -204,30 +51,57 @@ class _Style:
 
     plus_minus: str
     bold: Callable[[str], str]
-    star: str
+    markers: dict[str, str]  # test -> marker
     up: str
     down: str
-    p_less: str
+    less: str
+    epsilon: str
     escape: Callable[[str], str]
 
 
+_MARKER_TESTS = ("ttest", "wilcoxon", "sample", "aso")
+
+
+def _scale(metric: str) -> tuple[float, int]:
+    """(factor, decimals): percent metrics x100 with 2 decimals, others 4 decimals."""
+    return (100.0, 2) if metric_info(metric).percent else (1.0, 4)
+
+
+def _number(value: float, metric: str) -> str:
+    scale, digits = _scale(metric)
+    return "n/a" if math.isnan(value) else f"{value * scale:.{digits}f}"
+
+
+def _markers(row: pd.Series, style: _Style) -> str:
+    flags = {
+        "ttest": row["sig_ttest"], "wilcoxon": row["sig_wilcoxon"],
+        "sample": row["sig_sample"], "aso": row["aso_dominated"],
+    }  # fmt: skip
+    return "".join(style.markers[test] for test in _MARKER_TESTS if bool(flags[test]))
+
+
 def _format_cell(row: pd.Series, style: _Style) -> str:
-    """'mean ± std' of one frame row: percent metrics x100 with 2 decimals, else 4 decimals."""
+    """'mean ± std' of one frame row, bold if best, followed by the markers of the tests that
+    find it worse than the best."""
     if math.isnan(row["mean"]):
         return "n/a"
-    percent = metric_info(row["metric"]).percent
-    scale, digits = (100.0, 2) if percent else (1.0, 4)
-    text = f"{row['mean'] * scale:.{digits}f}"
+    text = _number(row["mean"], row["metric"])
     if not math.isnan(row["std"]):
-        text += f"{style.plus_minus}{row['std'] * scale:.{digits}f}"
+        text += f"{style.plus_minus}{_number(row['std'], row['metric'])}"
     if row["is_best"]:
         text = style.bold(text)
-    return text + (style.star if row["significant"] else "")
+    return text + _markers(row, style)
 
 
 def format_cell(row: pd.Series) -> str:
-    """The Markdown cell of one comparison-frame row: "mean ± std", bold if best, * if worse."""
+    """The Markdown cell of one comparison-frame row: "mean ± std", bold if best, markers."""
     return _format_cell(row, _MARKDOWN)
+
+
+def _ci_cell(row: pd.Series) -> str:
+    if math.isnan(row["ci_low"]):
+        return "n/a"
+    return f"[{_number(row['ci_low'], row['metric'])}, {_number(row['ci_high'], row['metric'])}]"
 
 
 def _header(metric: str, style: _Style) -> str:
@@ -253,10 +127,48 @@ def _format_p(value: float) -> str:
     return "<0.0001" if value < 1e-4 else f"{value:.4f}"
 
 
-def _p_cell(row: pd.Series) -> str:
-    if row["is_best"]:
-        return "—"
-    return f"{_format_p(row['p_ttest_holm'])} / {_format_p(row['p_wilcoxon_holm'])}"
+def _tests_ran(frame: pd.DataFrame) -> dict[str, bool]:
+    """Which tests produced a value anywhere in `frame` (a table's markers follow these)."""
+    others = frame[~frame["is_best"]]
+    return {
+        "ttest": True,
+        "wilcoxon": True,
+        "sample": bool(np.any(frame["n_test_samples"] > 0)),
+        "aso": bool(others["aso_epsilon"].notna().any()),
+    }
+
+
+def _tests_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Long table: per metric and compared method, the difference to the best and every test's
+    Holm-adjusted p (and ASO's epsilon_min)."""
+    ran = _tests_ran(frame)
+    rows = []
+    for _, row in frame[~frame["is_best"] & frame["mean"].notna()].iterrows():
+        best = frame[(frame["metric"] == row["metric"]) & frame["is_best"]]
+        entry = {
+            "metric": row["metric"],
+            "method": row["method"],
+            "vs": best["method"].iloc[0] if len(best) else "n/a",
+            "difference": _signed(row["difference"], row["metric"]),
+            "seeds paired": int(row["n_pairs"]),
+            "t-test p": _format_p(row["p_ttest_holm"]),
+            "Wilcoxon p": _format_p(row["p_wilcoxon_holm"]),
+        }
+        if ran["sample"]:
+            entry["bootstrap p (samples)"] = _format_p(row["p_sample_holm"])
+        if ran["aso"]:
+            epsilon = row["aso_epsilon"]
+            entry["ASO ε_min"] = "n/a" if math.isnan(epsilon) else f"{epsilon:.3f}"
+        entry["markers"] = _markers(row, _MARKDOWN) or "—"
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def _signed(value: float, metric: str) -> str:
+    if math.isnan(value):
+        return "n/a"
+    scale, digits = _scale(metric)
+    return f"{value * scale:+.{digits}f}"
 
 
 def _seed_phrase(frame: pd.DataFrame) -> str:
@@ -267,17 +179,52 @@ def _seed_phrase(frame: pd.DataFrame) -> str:
 
 
 def _legend(frame: pd.DataFrame, style: _Style) -> str:
-    """One line: seeds, what bold and the star mean, which tests and correction."""
+    """The sentences under a table: seeds and CI method, bold, every marker's test, the
+    correction, and what is n/a because a method has too few seeds."""
     alpha = float(frame["alpha"].iloc[0])
+    seed = int(frame["seed"].iloc[0])
+    comparisons = int(frame["n_comparisons"].iloc[0])
+    ran = _tests_ran(frame)
     same_seeds = len({tuple(seeds) for seeds in frame["seeds"]}) == 1
     pairing = "" if same_seeds else " on the seeds both methods have"
-    return (
-        f"Mean{style.plus_minus}std over {_seed_phrase(frame)}. {style.bold('Bold')} = best mean "
-        f"per metric ({style.up} higher is better, {style.down} lower is better); "
-        f"{style.star} = worse than the best, Holm-adjusted paired t-test {style.p_less}{alpha:g}. "
-        f"Tests: two-sided paired t-test and Wilcoxon signed-rank test against the best method, "
-        f"paired by seed{pairing}, each Holm-corrected across the methods compared with the best."
-    )
+    n_seeds = int(frame["n_seeds"].min())
+    m = style.markers
+    sentences = [
+        f"Mean{style.plus_minus}std over {_seed_phrase(frame)}; 95% CI: percentile bootstrap of "
+        f"the mean over seeds (resampling seed {seed}). {style.bold('Bold')} = best mean per "
+        f"metric ({style.up} higher is better, {style.down} lower is better).",
+        f"Markers, each against the best method and only where the method is worse: "
+        f"{m['ttest']} two-sided paired t-test over seeds{pairing}; {m['wilcoxon']} Wilcoxon "
+        f"signed-rank test over seeds{pairing}"
+        + (
+            f" (with {n_seeds} seeds its smallest two-sided p is {2 / 2**n_seeds:.4g})"
+            if 2 / 2**n_seeds >= alpha
+            else ""
+        )
+        + (
+            f"; {m['sample']} paired bootstrap over the {int(frame['n_test_samples'].max())} "
+            f"test samples of the seed-averaged metric ({int(frame['sample_resamples'].max())} "
+            "resamples)"
+            if ran["sample"]
+            else ""
+        )
+        + f"; each Holm-adjusted p {style.less}{alpha:g} across all {comparisons} comparisons "
+        f"of this table."
+        + (
+            f" {m['aso']} = the best almost stochastically dominates the method (ASO "
+            f"{style.epsilon} {style.less}0.2, Bonferroni-corrected over the {comparisons} "
+            "comparisons)."
+            if ran["aso"]
+            else ""
+        ),
+    ]
+    few = sorted(set(frame.loc[frame["n_seeds"] < 2, "method"]))
+    if few:
+        sentences.append(
+            f"{', '.join(style.escape(f) for f in few)}: fewer than 2 seeds, so no CI and no "
+            "seed tests (n/a); the tests need at least 2 seeds per method."
+        )
+    return " ".join(sentences)
 
 
 def _per_dataset(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -287,21 +234,29 @@ def _per_dataset(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def render_markdown(frame: pd.DataFrame) -> str:
-    """Markdown view of a `compare_dataset` frame: per dataset, a methods x metrics table of
-    "mean ± std" (best in bold, `*` for significantly worse), a table of Holm-adjusted p-values
-    (t-test / Wilcoxon, "—" for the best) and a legend line."""
+    """Markdown view of a comparison frame: per dataset, a methods x metrics table of
+    "mean ± std" (best in bold, markers for significantly worse), the 95% CIs, the tests
+    against the best one comparison per row, and the legend."""
     sections = []
     for dataset, part in _per_dataset(frame):
         values = _pivot(
             part, lambda row: _format_cell(row, _MARKDOWN), lambda m: _header(m, _MARKDOWN)
         )
-        pvalues = _pivot(part, _p_cell, lambda metric: metric)
-        sections.append(
+        intervals = _pivot(part, _ci_cell, lambda m: _header(m, _MARKDOWN))
+        tests = _tests_table(part)
+        section = (
             f"## {dataset}\n\n{values.to_markdown(colalign=_align(values))}\n\n"
-            "Holm-adjusted p-values against the best method (paired t-test / Wilcoxon):\n\n"
-            f"{pvalues.to_markdown(colalign=_align(pvalues))}\n\n"
-            f"{_legend(part, _MARKDOWN)}\n"
+            f"{_legend(part, _MARKDOWN)}\n\n"
+            "95% confidence intervals of the mean (percentile bootstrap over seeds):\n\n"
+            f"{intervals.to_markdown(colalign=_align(intervals))}\n"
         )
+        if not tests.empty:
+            section += (
+                "\nTests against the best method (difference = method − best; Holm-adjusted "
+                "p-values):\n\n"
+                f"{tests.to_markdown(index=False, disable_numparse=True)}\n"
+            )
+        sections.append(section)
     return "\n".join(sections)
 
 
@@ -320,21 +275,31 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
 
 
-_MARKDOWN = _Style(" ± ", lambda text: f"**{text}**", "*", "↑", "↓", "p < ", str)
+_MARKDOWN = _Style(
+    " ± ",
+    lambda text: f"**{text}**",
+    {"ttest": "*", "wilcoxon": "§", "sample": "†", "aso": "‡"},
+    "↑",
+    "↓",
+    "< ",
+    "ε_min",
+    str,
+)
 _LATEX = _Style(
     r" $\pm$ ",
     lambda text: rf"\textbf{{{text}}}",
-    "$^{*}$",
+    {"ttest": "$^{*}$", "wilcoxon": r"$^{\S}$", "sample": r"$^{\dagger}$", "aso": r"$^{\ddagger}$"},
     r"$\uparrow$",
     r"$\downarrow$",
-    "$p <$ ",
+    "$<$ ",
+    r"$\varepsilon_{\min}$",
     latex_escape,
 )
 
 
 def render_latex(frame: pd.DataFrame) -> str:
-    """booktabs LaTeX table(s) of "mean $\\pm$ std" per method x metric for a
-    `compare_dataset` frame: \\textbf for the best, $^{*}$ for significantly worse."""
+    """booktabs LaTeX table(s) of "mean $\\pm$ std" per method x metric for a comparison
+    frame: \\textbf for the best, the markers as superscripts, the legend as caption."""
     return "\n".join(_latex_table(dataset, part) for dataset, part in _per_dataset(frame))
 
 
@@ -345,12 +310,13 @@ def _latex_table(dataset: str, part: pd.DataFrame) -> str:
         " & ".join([latex_escape(str(method)), *cells]) + r" \\"
         for method, cells in zip(table.index, table.to_numpy(), strict=True)
     ]
+    label = "".join(c if c.isalnum() or c in "-_" else "-" for c in dataset)
     lines = [
         "% Generated by msabench from per-seed run records.",
         r"\begin{table}[t]",
         r"\centering",
         rf"\caption{{{latex_escape(dataset)}: {_legend(part, _LATEX)}}}",
-        rf"\label{{tab:{dataset}}}",
+        rf"\label{{tab:{label}}}",
         r"\begin{tabular}{l" + "r" * table.shape[1] + "}",
         r"\toprule",
         " & ".join(["Method", *table.columns]) + r" \\",
@@ -378,7 +344,8 @@ def to_json_value(value: Any) -> Any:
 
 
 def frame_to_csv(frame: pd.DataFrame) -> str:
-    """CSV text of a comparison frame; the list columns are written as JSON strings."""
+    """CSV text of a comparison frame; the list columns are written as JSON strings (floats in
+    their shortest round-trip form, so the file reads back exactly)."""
     out = frame.copy()
     for column in _LIST_COLUMNS:
         out[column] = [json.dumps(to_json_value(list(v)), allow_nan=False) for v in out[column]]
@@ -395,31 +362,31 @@ def read_comparison_csv(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def write_comparison(
-    records: list[RunResult], kinds: dict[str, str], out_dir: Path, alpha: float = 0.05
-) -> dict[str, dict[str, dict[str, float | None]]]:
-    """For each dataset in `records`, write out_dir/tables/<dataset>.{md,tex,csv}; write
-    out_dir/metrics.json ({dataset: {method: {metric: mean}}}, NaN as null) and return it.
+def summary_metrics(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """{method: {metric: mean}} of one dataset's frame (NaN as null), for `dvc metrics`."""
+    return {
+        method: {row["metric"]: to_json_value(float(row["mean"])) for _, row in rows.iterrows()}
+        for method, rows in frame.groupby("method", sort=False)
+    }
 
-    `kinds` maps each dataset to its metric kind ("mosi" or "sims"); ConfigError if one is
-    missing. All files are written atomically.
-    """
+
+def write_comparison(
+    records: list[RunResult],
+    kind: str,
+    out_dir: Path,
+    settings: ComparisonSettings | None = None,
+    predictions: TestPredictions | None = None,
+) -> pd.DataFrame:
+    """Compute ONE dataset's comparison frame from its `records` (metric `kind`) and write
+    out_dir/<dataset>.md, .tex and .csv atomically; returns the frame."""
     if not records:
         raise DataError("no run records to compare")
+    if kind is None:
+        raise ConfigError("no metric kind given for the comparison")
+    frame = compare_dataset(records, kind, settings, predictions)
+    dataset = str(frame["dataset"].iloc[0])
     out_dir = Path(out_dir)
-    summary: dict[str, dict[str, dict[str, float | None]]] = {}
-    for dataset in sorted({r.dataset for r in records}):
-        if dataset not in kinds:
-            raise ConfigError(f"no metric kind for dataset {dataset!r}; kinds has {sorted(kinds)}")
-        frame = compare_dataset([r for r in records if r.dataset == dataset], kinds[dataset], alpha)
-        tables = out_dir / "tables"
-        write_text_atomic(tables / f"{dataset}.md", render_markdown(frame))
-        write_text_atomic(tables / f"{dataset}.tex", render_latex(frame))
-        write_text_atomic(tables / f"{dataset}.csv", frame_to_csv(frame))
-        summary[dataset] = {
-            method: {row["metric"]: to_json_value(float(row["mean"])) for _, row in rows.iterrows()}
-            for method, rows in frame.groupby("method", sort=False)
-        }
-    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-    write_text_atomic(out_dir / "metrics.json", text)
-    return summary
+    write_text_atomic(out_dir / f"{dataset}.md", render_markdown(frame))
+    write_text_atomic(out_dir / f"{dataset}.tex", render_latex(frame))
+    write_text_atomic(out_dir / f"{dataset}.csv", frame_to_csv(frame))
+    return frame

@@ -18,10 +18,10 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from harness.comparison import ComparisonSettings, compare_values
 from harness.errors import DataError
 from harness.metrics import METRICS
 from harness.reporting import (
-    compare_values,
     format_cell,
     frame_to_csv,
     render_markdown,
@@ -91,9 +91,13 @@ def areas(
 
 
 def area_frames(
-    records: list[RobustnessRecord], dataset: str, kind: str, alpha: float = 0.05
+    records: list[RobustnessRecord],
+    dataset: str,
+    kind: str,
+    settings: ComparisonSettings | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """{condition: comparison frame of the areas} in CONDITIONS order."""
+    """{condition: comparison frame of the areas} in CONDITIONS order (one table per
+    condition: Holm across its metrics x methods)."""
     if not records:
         raise DataError(f"{dataset}: no robustness records")
     by_condition = areas(records, kind)
@@ -102,7 +106,7 @@ def area_frames(
             f"{dataset} — {describe_condition(condition)}",
             by_condition[condition],
             METRICS[kind],
-            alpha,
+            settings,
         )
         for condition in CONDITIONS
         if condition in by_condition
@@ -113,14 +117,17 @@ HEADLINE = {"mosi": ("acc2_non0", "mae"), "sims": ("acc2", "mae")}
 
 
 def lost_area_frames(
-    records: list[RobustnessRecord], dataset: str, kind: str, alpha: float = 0.05
+    records: list[RobustnessRecord],
+    dataset: str,
+    kind: str,
+    settings: ComparisonSettings | None = None,
 ) -> dict[str, pd.DataFrame]:
     """{condition: comparison frame of the lost areas (`areas(lost=True)`) of the headline
     metrics (Acc-2 and MAE)}, in CONDITIONS order."""
     by_condition = areas(records, kind, lost=True)
     return {
         condition: compare_values(
-            f"{dataset} lost area: {condition}", by_condition[condition], HEADLINE[kind], alpha
+            f"{dataset} lost area: {condition}", by_condition[condition], HEADLINE[kind], settings
         )
         for condition in CONDITIONS
         if condition in by_condition
@@ -193,7 +200,7 @@ def render_report(
         "accuracy: negative, MAE: positive), which separates robustness from complete-data "
         "performance. Columns: the conditions (intra = intra-modal; drop-x = inter-modal). "
         "Mean ± std over seeds; bold = least lost; * = loses significantly more than the "
-        "least (Holm-adjusted paired t-test, per condition).\n\n"
+        "least (paired t-test, Holm-adjusted across the condition's metrics and methods).\n\n"
         f"{render_lost_summary(lost)}\n"
         "## Area under the rate curve, per condition\n\n"
     )

@@ -33,7 +33,10 @@ def test_stage_outputs_match_harness_paths() -> None:
     ]
     train = _resolve(STAGES["train"]["outs"], dataset="synth", method="tfn")
     assert train == [str(paths.runs_dir("synth", "tfn"))]
-    assert _resolve(STAGES["compare"]["outs"]) == [str(paths.tables_dir())]
+    compare_outs = [str(paths.tables_dir()), str(paths.figures_dir("synth").parent)]
+    assert _resolve(STAGES["compare"]["outs"]) == compare_outs
+    assert _resolve(STAGES["rank"]["outs"]) == [str(paths.ranks_dir())]
+    assert _resolve(STAGES["paper"]["outs"]) == [str(paths.papers_dir())]
     assert _resolve(STAGES["compare"]["metrics"]) == [str(paths.metrics_file())]
     assert str(paths.all_runs()) in STAGES["compare"]["deps"]
     robustness = STAGES["robustness"]["do"]

@@ -119,7 +119,8 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     out = _dvc("repro", cwd=project)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"tune@synth-tfn", "train@synth-tfn", "compare", "robustness@synth"}, out
+    expected = {"tune@synth-tfn", "train@synth-tfn", "compare", "robustness@synth", "rank", "paper"}
+    assert ran == expected, out
 
     # forcing a finished stage again replaces its MLflow runs instead of duplicating them
     _dvc("repro", "-f", "-s", "train@synth-lf_dnn", cwd=project)

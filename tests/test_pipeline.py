@@ -238,20 +238,41 @@ def test_seeds_in_worker_processes_give_identical_records_and_full_curves(projec
         assert steps == [1, 2]
 
 
-def test_compare_writes_tables_for_both_methods(project) -> None:
+def test_compare_writes_tables_figures_and_an_mlflow_run(project) -> None:
+    from harness import report_stages
+
     params = _params(
         project, benchmark__methods=["lf_dnn", "tfn"], probe={"datasets": [], "methods": []}
     )
     for method in ("lf_dnn", "tfn"):
         pipeline.tune(params, "synth", method)
         pipeline.train(params, "synth", method)
-    metrics = pipeline.compare(params)
+    metrics = report_stages.compare(params)
     assert set(metrics["synth"]) == {"lf_dnn", "tfn"}
     for suffix in ("md", "tex", "csv"):
         assert (paths.tables_dir() / f"synth.{suffix}").is_file()
+    table = (paths.tables_dir() / "synth.md").read_text()
+    assert "paired bootstrap over the" in table and "ASO" in table  # per-sample test and ASO ran
+    figures = paths.figures_dir("synth")
+    for name in ("seed-scores", "tuning-history"):
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
+    history = (figures / "tuning-history.csv").read_text().splitlines()
+    assert history[0] == "method,trial,state,value,best" and len(history) > 2
     assert json.loads(paths.metrics_file().read_text()) == json.loads(json.dumps(metrics))
+    (run,) = _runs(project, "compare")
+    assert run.data.tags["msabench.dataset"] == "synth"
+    assert run.data.tags["msabench.methods"] == "lf_dnn,tfn"
+    assert "tfn/mae" in run.data.metrics
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+    assert artifacts == {"tables/synth.md", "tables/synth.tex", "tables/synth.csv"}
+    first = {p.name: p.read_bytes() for p in [*paths.tables_dir().iterdir(), *figures.iterdir()]}
+    report_stages.compare(params)  # the same records: the same bytes, tables and figures
+    again = {p.name: p.read_bytes() for p in [*paths.tables_dir().iterdir(), *figures.iterdir()]}
+    assert first == again
+    assert len(_runs(project, "compare")) == 1  # replaced, not duplicated
     shutil.rmtree(paths.runs_dir("synth", "tfn"))
     from harness.errors import DataError
 
     with pytest.raises(DataError, match="no run record for synth/tfn/seed 1"):
-        pipeline.compare(params)
+        report_stages.compare(params)

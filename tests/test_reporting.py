@@ -1,4 +1,5 @@
-"""Comparison tables built from hand-made run records."""
+"""Comparison frames and their rendered tables, built from hand-made run records whose
+answers can be checked by hand (scipy for the seed tests, Holm across the whole table)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.errors import ConfigError, DataError, UnknownNameError
+from harness.comparison import FRAME_COLUMNS, compare_dataset
+from harness.errors import DataError, UnknownNameError
 from harness.metrics import METRICS
 from harness.records import RunResult
 from harness.reporting import (
-    FRAME_COLUMNS,
-    compare_dataset,
     read_comparison_csv,
     render_latex,
     render_markdown,
+    summary_metrics,
     write_comparison,
 )
 from harness.stats import holm
@@ -99,25 +100,29 @@ def test_best_respects_direction(records: list[RunResult]) -> None:
     assert math.isnan(row(frame, "good", "acc2")["p_ttest"])
 
 
-def test_pvalues_match_scipy_and_holm(records: list[RunResult]) -> None:
+def test_pvalues_match_scipy_and_holm_runs_across_the_whole_table(
+    records: list[RunResult],
+) -> None:
     frame = compare_dataset(records, "sims")
-    best = np.array(row(frame, "good", "acc3")["values"])
-    raw_t, raw_w = [], []
-    for method in ("close", "weak"):
-        r = row(frame, method, "acc3")
+    others = frame[~frame["is_best"]]
+    assert len(others) == 2 * len(METRICS["sims"])  # 2 methods compared per metric
+    assert (frame["n_comparisons"] == 12).all()
+    for _, r in others.iterrows():
+        best = np.array(row(frame, _best(frame, r["metric"]), r["metric"])["values"])
         other = np.array(r["values"])
-        raw_t.append(scipy_stats.ttest_rel(other, best).pvalue)
-        raw_w.append(scipy_stats.wilcoxon(other, best).pvalue)
-        assert r["p_ttest"] == pytest.approx(raw_t[-1])
-        assert r["p_wilcoxon"] == pytest.approx(raw_w[-1])
-    adjusted_t, adjusted_w = holm(np.array(raw_t)), holm(np.array(raw_w))
-    for k, method in enumerate(("close", "weak")):
-        r = row(frame, method, "acc3")
-        assert r["p_ttest_holm"] == pytest.approx(adjusted_t[k])
-        assert r["p_wilcoxon_holm"] == pytest.approx(adjusted_w[k])
-        assert r["p_ttest_holm"] >= r["p_ttest"]
-    assert row(frame, "weak", "acc3")["significant"]
+        assert r["p_ttest"] == pytest.approx(scipy_stats.ttest_rel(other, best).pvalue)
+        assert r["p_wilcoxon"] == pytest.approx(scipy_stats.wilcoxon(other, best).pvalue)
+    # one Holm family per test: all 12 comparisons of the table
+    np.testing.assert_allclose(others["p_ttest_holm"], holm(others["p_ttest"].to_numpy()))
+    np.testing.assert_allclose(others["p_wilcoxon_holm"], holm(others["p_wilcoxon"].to_numpy()))
+    assert (others["p_ttest_holm"] >= others["p_ttest"]).all()
+    assert row(frame, "weak", "acc3")["significant"] and row(frame, "weak", "acc3")["sig_ttest"]
     assert row(frame, "weak", "acc3")["p_wilcoxon"] == pytest.approx(0.0625)
+    assert not others["sig_wilcoxon"].any()  # 5 seeds: the Wilcoxon test cannot reach 0.05
+
+
+def _best(frame: pd.DataFrame, metric: str) -> str:
+    return frame[(frame["metric"] == metric) & frame["is_best"]]["method"].iloc[0]
 
 
 def test_seed_sets_are_intersected() -> None:
@@ -149,8 +154,13 @@ def test_markdown_marks_best_and_significance(records: list[RunResult]) -> None:
     assert "60.00 ± 0.14*" in text  # weak, clearly worse
     assert "**0.4000 ± 0.0036**" in text  # best (lowest) MAE, 4 decimals
     assert "mae ↓" in text and "acc2 (%) ↑" in text
-    assert "—" in text and "5 seeds" in text and "Holm" in text and "Wilcoxon" in text
-    assert text.count("| good") == 2  # values table and p-values table
+    assert "5 seeds" in text and "Holm" in text and "Wilcoxon" in text
+    assert "across all 12 comparisons" in text and "smallest two-sided p is 0.0625" in text
+    assert "* two-sided paired t-test" in text and "‡ = the best almost stochastically" in text
+    assert "bootstrap over the" not in text  # no predictions given: no per-sample test, no †
+    rows_of_good = [line for line in text.splitlines() if line.startswith("| good ")]
+    assert len(rows_of_good) == 2  # values and CI tables; "good" is never tested against itself
+    assert "Tests against the best method" in text
 
 
 def test_latex_booktabs(records: list[RunResult]) -> None:
@@ -159,7 +169,7 @@ def test_latex_booktabs(records: list[RunResult]) -> None:
     for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
         assert command in text
     assert r"\textbf{80.00 $\pm$ 0.27}" in text
-    assert r"60.00 $\pm$ 0.14$^{*}$" in text
+    assert r"60.00 $\pm$ 0.14$^{*}$$^{\ddagger}$" in text
     assert r"lf\_dnn" in text and "lf_dnn" not in text
     assert r"acc2 (\%)" in text
 
@@ -171,19 +181,16 @@ def test_write_comparison_files_and_csv_round_trip(tmp_path: Path) -> None:
             metrics = {m: level + JITTER[i] for m in METRICS["mosi"]}
             metrics["corr"] = math.nan if (method, i) == ("tfn", 0) else metrics["corr"]
             mosi.append(make_record(method, seed, metrics, dataset="mosi"))
-    records = mosi + sims_records("good", 0.8, 0.5) + sims_records("weak", 0.6, 0.7)
-    summary = write_comparison(records, {"mosi": "mosi", "sims": "sims"}, tmp_path)
-    for dataset in ("mosi", "sims"):
-        for suffix in ("md", "tex", "csv"):
-            assert (tmp_path / "tables" / f"{dataset}.{suffix}").is_file()
-    on_disk = json.loads((tmp_path / "metrics.json").read_text())
-    assert on_disk == summary
-    assert summary["mosi"]["tfn"]["corr"] is None  # NaN mean written as null
-    assert summary["sims"]["good"]["acc2"] == pytest.approx(0.8)
-    assert list(summary["mosi"]["mult"]) == list(METRICS["mosi"])
+    frame = write_comparison(mosi, "mosi", tmp_path)
+    for suffix in ("md", "tex", "csv"):
+        assert (tmp_path / f"mosi.{suffix}").is_file()
+    summary = summary_metrics(frame)
+    assert summary["tfn"]["corr"] is None  # NaN mean written as null
+    assert summary["mult"]["acc2_has0"] == pytest.approx(0.8)
+    assert list(summary["mult"]) == list(METRICS["mosi"])
+    json.dumps(summary, allow_nan=False)
 
-    frame = compare_dataset(mosi, "mosi")
-    loaded = read_comparison_csv(tmp_path / "tables" / "mosi.csv")
+    loaded = read_comparison_csv(tmp_path / "mosi.csv")
     pd.testing.assert_frame_equal(
         loaded.drop(columns=["values", "seeds"]),
         frame.drop(columns=["values", "seeds"]),
@@ -208,5 +215,3 @@ def test_bad_records_raise_one_line(records: list[RunResult]) -> None:
         compare_dataset([], "sims")
     with pytest.raises(UnknownNameError, match="valid kinds"):
         compare_dataset(records, "iemocap")
-    with pytest.raises(ConfigError, match="no metric kind for dataset 'sims'"):
-        write_comparison(records, {"mosi": "mosi"}, Path("unused"))

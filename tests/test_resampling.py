@@ -5,17 +5,19 @@ clear message), and the same numbers for the same seed."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
-from harness.metrics import compute_metrics
+from harness.metrics import METRICS, compute_metrics
 from harness.resampling import (
     ASO_THRESHOLD,
     InsufficientDataError,
     aso_epsilon,
     bootstrap_ci,
     paired_bootstrap_test,
+    seed_averaged_bootstrap_test,
 )
 
 
@@ -88,3 +90,50 @@ def test_paired_bootstrap_takes_any_metric_of_the_harness() -> None:
     assert difference > 0 and p < 0.05
     with pytest.raises(InsufficientDataError, match="got 1 test sample"):
         paired_bootstrap_test(a[:1], b[:1], truths[:1], acc2, seed=0)
+
+
+def test_seed_averaged_bootstrap_tests_every_metric_on_the_table_means() -> None:
+    rng = np.random.default_rng(5)
+    truths = rng.uniform(-3, 3, size=250)
+    good = truths[None, :] + rng.normal(0, 0.4, size=(3, 250))  # 3 seeds
+    bad = truths[None, :] + rng.normal(0, 1.6, size=(4, 250))  # 4 seeds: rows need not pair
+    results = seed_averaged_bootstrap_test("mosi", good, bad, truths, seed=0, n_resamples=400)
+    assert list(results) == list(METRICS["mosi"])
+    for metric, (difference, p) in results.items():
+        mean_good = np.mean([compute_metrics("mosi", row, truths)[metric] for row in good])
+        mean_bad = np.mean([compute_metrics("mosi", row, truths)[metric] for row in bad])
+        assert difference == pytest.approx(mean_good - mean_bad, rel=1e-9)
+        assert p < 0.01, metric  # clearly better on every metric
+    same = seed_averaged_bootstrap_test("mosi", good, good.copy(), truths, seed=0)
+    assert all(value == (0.0, 1.0) for value in same.values())  # identical methods
+    slightly = good + rng.normal(0, 0.01, size=good.shape)
+    alike = seed_averaged_bootstrap_test("mosi", good, slightly, truths, seed=0, n_resamples=400)
+    assert alike["mae"][1] > 0.05 and alike["corr"][1] > 0.05
+    again = seed_averaged_bootstrap_test("mosi", good, bad, truths, seed=0, n_resamples=400)
+    assert again == results  # seeded
+    with pytest.raises(InsufficientDataError, match="got 1 test sample"):
+        seed_averaged_bootstrap_test("mosi", good[:, :1], bad[:, :1], truths[:1], seed=0)
+
+
+def test_aso_equals_deepsig_on_its_own_examples() -> None:
+    """deepsig's README example (a model vs a baseline over 5 seeds), unequal sizes, ties and
+    identical scores, with and without the Bonferroni correction: the same epsilon_min, bit
+    for bit, as the reference implementation."""
+    deepsig = pytest.importorskip("deepsig")
+    rng = np.random.default_rng(0)
+    cases = [
+        (rng.normal(0.9, 0.8, 5), rng.normal(0, 1, 5)),  # deepsig README: loc 0.9 vs loc 0
+        (rng.normal(0, 1, 3), rng.normal(0.2, 1, 7)),
+        (np.array([0.8, 0.8, 0.81, 0.79, 0.8]), np.array([0.8, 0.8, 0.81, 0.79, 0.8])),
+        (np.array([0.81, 0.82, 0.8, 0.83, 0.81]), np.array([0.8, 0.8, 0.81, 0.79, 0.8])),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deepsig warns on identical distributions
+        for a, b in cases:
+            for comparisons in (1, 6):
+                ours = aso_epsilon(a, b, seed=3, num_comparisons=comparisons, n_bootstrap=200)
+                reference = deepsig.aso(
+                    a.tolist(), b.tolist(), seed=3, num_comparisons=comparisons,
+                    num_bootstrap_iterations=200, show_progress=False,
+                )  # fmt: skip
+                assert ours == float(reference)

@@ -1,0 +1,121 @@
+"""The rank and paper stages on hand-made comparison tables and run records: a CD diagram
+across three datasets, a clear report with one dataset, and paper tables with reported beside
+reproduced values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness import paths, report_stages
+from harness.comparison import ComparisonSettings, compare_values
+from harness.config import parse_params
+from harness.metrics import METRICS
+from harness.records import RunResult
+from harness.reporting import frame_to_csv
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ComparisonSettings(ci_resamples=500, aso=False)
+LEVELS = {"lf_dnn": 0.70, "tfn": 0.75, "mult": 0.80}  # mult best everywhere, lf_dnn worst
+
+
+def _params(project: Path, benchmark: list[str], **paper):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name in benchmark:
+        raw["datasets"].setdefault(name, dict(raw["datasets"]["synth"]))
+    raw["benchmark"] = {"datasets": benchmark, "methods": list(LEVELS)}
+    raw["probe"] = {"datasets": [], "methods": []}
+    raw["seeds"] = [1, 2, 3]
+    raw["mlflow"]["tracking_uri"] = f"sqlite:///{project / 'mlflow.db'}"
+    raw["paper"].update(paper)
+    return parse_params(raw)
+
+
+def _metrics(level: float, seed: int) -> dict[str, float]:
+    values = {m: level + 0.005 * seed for m in METRICS["mosi"]}
+    values["mae"] = 1.5 - level
+    return values
+
+
+def _write_tables(datasets: list[str]) -> None:
+    for offset, dataset in enumerate(datasets):
+        values = {
+            method: {seed: _metrics(level + 0.01 * offset, seed) for seed in (1, 2, 3)}
+            for method, level in LEVELS.items()
+        }
+        frame = compare_values(dataset, values, METRICS["mosi"], FAST)
+        path = paths.tables_dir() / f"{dataset}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(frame_to_csv(frame))
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_rank_across_three_datasets_draws_cd_diagrams(project: Path) -> None:
+    datasets = ["synth", "synth_b", "synth_c"]
+    _write_tables(datasets)
+    summary = report_stages.rank(_params(project, datasets))
+    acc = summary["acc2_non0"]
+    assert acc["n_datasets"] == 3
+    assert acc["mean_ranks"] == {"mult": 1.0, "tfn": 2.0, "lf_dnn": 3.0}  # by hand
+    assert summary["mae"]["mean_ranks"]["mult"] == 1.0  # lower MAE ranks first
+    # Friedman chi2 = 12N/(k(k+1)) * sum(R^2) - 3N(k+1) = 12*3/12 * (1+4+9) - 36 = 6
+    assert acc["friedman_statistic"] == pytest.approx(6.0)
+    assert acc["friedman_p"] == pytest.approx(np.exp(-3.0))  # chi2 with 2 dof: exp(-x/2)
+    for metric in summary:
+        assert (paths.ranks_dir() / f"cd-{metric}.png").is_file()
+        assert (paths.ranks_dir() / f"cd-{metric}.pdf").is_file()
+    assert json.loads((paths.RESULTS / "ranks.json").read_text()) == summary
+    assert "Friedman chi² = 6.000" in (paths.ranks_dir() / "ranks.md").read_text()
+
+
+def test_rank_with_one_dataset_explains_instead_of_crashing(project: Path) -> None:
+    _write_tables(["synth"])
+    summary = report_stages.rank(_params(project, ["synth"]))
+    assert summary["acc2_non0"]["mean_ranks"] is None
+    assert summary["acc2_non0"]["ranks_per_dataset"]["synth"]["mult"] == 1.0
+    report = (paths.ranks_dir() / "ranks.md").read_text()
+    assert "No Friedman test and no CD diagram" in report and "at least 2" in report
+    assert not list(paths.ranks_dir().glob("cd-*.png"))
+
+
+def _record(dataset: str, method: str, seed: int, metrics: dict) -> RunResult:
+    return RunResult(
+        method=method, dataset=dataset, seed=seed, split="test", metrics=metrics,
+        valid_metrics={}, hparams={}, config_hash="0" * 64, data_hash="1" * 64,
+        git_commit="x", package_versions={}, wall_time_s=1.0, best_epoch=1, epochs_run=1,
+        device="cpu",
+    )  # fmt: skip
+
+
+def test_papers_stage_puts_reported_beside_reproduced(project: Path) -> None:
+    for method, level in LEVELS.items():
+        for seed in (1, 2, 3):
+            _record("synth", method, seed, _metrics(level, seed)).save(
+                paths.run_record("synth", method, seed)
+            )
+    params = _params(
+        project, ["synth"], tables=["mmsa-mosi", "fine-mosi-mosei"],
+        datasets={"MOSI": "synth", "MOSEI": None},
+    )  # fmt: skip
+    written = report_stages.papers(params)
+    assert [p.name for p in written] == ["mmsa-mosi.md", "fine-mosi-mosei.md"]
+    assert sorted(p.name for p in paths.papers_dir().iterdir()) == sorted(
+        f"{name}.{suffix}" for name in ("mmsa-mosi", "fine-mosi-mosei")
+        for suffix in ("md", "tex", "csv")
+    )  # fmt: skip
+    text = (paths.papers_dir() / "mmsa-mosi.md").read_text()
+    # TFN's reported Has0 Acc-2 is 77.99; reproduced 0.75 + 0.005 * seed -> 76.00 ± 0.50
+    assert "77.99" in text and "76.00 ± 0.50" in text and "(-1.99)" in text
+    assert "method not implemented" in text  # TETFN, CENET stay in the table
+    fine = (paths.papers_dir() / "fine-mosi-mosei.md").read_text()
+    assert "dataset not mapped" in fine  # MOSEI
+    assert r"\toprule" in (paths.papers_dir() / "fine-mosi-mosei.tex").read_text()
