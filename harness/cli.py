@@ -118,7 +118,7 @@ def _list_papers(asked: bool) -> int:
         raise ConfigError("paper: give a table name, --all (params paper.tables) or --list")
     for name in paper_table_names():
         table = paper_table(name)
-        print(f"  {name:<16} {table.title}")
+        print(f"  {name:<20} {table.title}")
     return 0
 
 

@@ -107,6 +107,22 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
         assert {f"train_{t}" for t in expected} <= set(run.data.metrics), method
     assert all("mlflow.parentRunId" in r.data.tags for r in trials)
 
+    # issue 7's reports: figures, ranks (one dataset: explained, no diagram), paper tables
+    for name in ("seed-scores.png", "seed-scores.pdf", "tuning-history.png", "tuning-best.csv"):
+        assert (project / "results" / "figures" / "synth" / name).is_file(), name
+    assert "at least 2" in (project / "results" / "ranks" / "ranks.md").read_text()
+    papers = project / "results" / "papers"
+    assert len(list(papers.glob("*.md"))) == len(yaml.safe_load(
+        (project / "params.yaml").read_text())["paper"]["tables"])  # fmt: skip
+    assert "method not implemented" in (papers / "mmsa-mosi.md").read_text()
+    compare_runs = [r for r in runs if r.data.tags.get("msabench.stage") == "compare"]
+    assert len(compare_runs) == 1 and "fine/mae" in compare_runs[0].data.metrics
+    shown = _dvc("metrics", "show", "--json", cwd=project)
+    assert "results/metrics.json" in shown and "results/ranks.json" in shown
+    _dvc("plots", "show", "-o", str(tmp_path / "plots"), cwd=project)
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert '"field": "tfn"' in html and "seed-scores.png" in html
+
     # nothing changed: a quick no-op that adds no MLflow runs
     out = _dvc("repro", cwd=project)
     assert "Data and pipelines are up to date" in out
@@ -121,6 +137,8 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     expected = {"tune@synth-tfn", "train@synth-tfn", "compare", "robustness@synth", "rank", "paper"}
     assert ran == expected, out
+    diff = _dvc("metrics", "diff", "--json", cwd=project)  # the edit, seen against HEAD
+    assert "synth.tfn.mae" in diff
 
     # forcing a finished stage again replaces its MLflow runs instead of duplicating them
     _dvc("repro", "-f", "-s", "train@synth-lf_dnn", cwd=project)
