@@ -33,7 +33,7 @@ def _values(predictions: dict[str, dict[int, np.ndarray]], truths: np.ndarray) -
 
 @pytest.fixture(scope="module")
 def clear_case():
-    """"good" predicts far better than "poor"; "twin" has exactly good's predictions."""
+    """ "good" predicts far better than "poor"; "twin" has exactly good's predictions."""
     truths = np.random.default_rng(0).uniform(-3, 3, 300)
     good = _predictions(truths, 0.4, 1)
     predictions = {"good": good, "poor": _predictions(truths, 1.8, 2), "twin": dict(good)}
