@@ -8,12 +8,13 @@ Every DVC stage calls one of these subcommands. User errors print as a single li
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.errors import MsabenchError
+from harness.errors import ConfigError, MsabenchError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,13 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("--kind", choices=("mosi", "sims"), help="metrics/label range with --format")
 
-    for name, text in (
-        ("tune", "tune a method's hyperparameters on validation"),
-        ("train", "train a method over all seeds and evaluate on test"),
-    ):
-        stage = sub.add_parser(name, help=text)
-        stage.add_argument("dataset")
-        stage.add_argument("method")
+    tune = sub.add_parser("tune", help="tune a method's hyperparameters on validation")
+    tune.add_argument("dataset")
+    tune.add_argument("method")
+    tune.add_argument(
+        "--storage",
+        help="PostgreSQL URL of a study shared by several workers (default: the local journal)",
+    )
+    tune.add_argument(
+        "--worker", type=int, default=0, help="this worker's index: sampler seed offset (0, 1, ...)"
+    )
+    train = sub.add_parser("train", help="train a method over all seeds and evaluate on test")
+    train.add_argument("dataset")
+    train.add_argument("method")
 
     probe = sub.add_parser(
         "probe", help="linear probes of a factorized model's representations for true latents"
@@ -74,9 +81,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MsabenchError as exc:
         print(f"msabench: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRORS:
+            raise
+        print(f"msabench: error: {_write_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("msabench: interrupted", file=sys.stderr)
         return 130
+
+
+# a full disk, an unwritable or read-only results folder, a file where a folder should be
+_WRITE_ERRORS = {
+    errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+    errno.EISDIR, errno.EEXIST,
+}  # fmt: skip
+
+
+def _write_error(exc: OSError) -> str:
+    """One line: the file, what went wrong, and that nothing half-written was left behind."""
+    where = exc.filename or "a results file"
+    if exc.filename2:
+        where = f"{where} -> {exc.filename2}"
+    return (
+        f"cannot write {where}: {exc.strerror or exc} (errno {errno.errorcode.get(exc.errno, '?')}"
+        "); outputs are written to temporary files and renamed, so no partial file was left"
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -91,7 +121,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "fetch":
         pipeline.fetch(params, args.dataset, args.path, args.file_format, args.kind)
     elif args.command == "tune":
-        pipeline.tune(params, args.dataset, args.method)
+        if args.worker < 0:
+            raise ConfigError(f"--worker: expected an index >= 0, got {args.worker}")
+        pipeline.tune(params, args.dataset, args.method, args.storage, args.worker)
     elif args.command == "train":
         pipeline.train(params, args.dataset, args.method)
     elif args.command == "probe":

@@ -31,9 +31,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextmanager
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside `path`; on success it replaces `path` whole."""
+    """Yield a fresh temporary directory beside `path`; on success it replaces `path` whole.
+    Temporary directories that a killed writer of the same `path` left behind are removed
+    first (one writer per target at a time: every stage writes its own outputs)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp

@@ -88,3 +88,9 @@ def ranks_dir() -> Path:
 def papers_dir() -> Path:
     """Regenerated paper tables, one .md/.tex/.csv per registered table."""
     return RESULTS / "papers"
+
+
+def train_resume(dataset: str, method: str) -> Path:
+    """Seeds finished by a train run that has not completed yet (outside the stage's DVC output,
+    which DVC clears before a run); removed when the run completes."""
+    return RESULTS / ".resume" / "train" / dataset / method

@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import logging
+import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import paths
+from harness import paths, training
 from harness.checkpoints import Checkpoint, save_checkpoint
 from harness.config import DatasetConfig, Params
 from harness.data.loading import load_dataset
@@ -18,7 +20,7 @@ from harness.data.store import read_manifest
 from harness.data.types import DATASET_KINDS
 from harness.errors import ConfigError, DataError
 from harness.io_utils import atomic_directory, sha256_json
-from harness.provenance import git_commit, package_versions
+from harness.provenance import git_commit, package_versions, source_hash
 from harness.records import RunResult
 from harness.seed_runs import SeedOutcome, SeedTask, run_seed, run_seeds
 from harness.tracking import (
@@ -68,8 +70,12 @@ def fetch(
     return target
 
 
-def tune(params: Params, dataset: str, method: str) -> Path:
-    """Tune `method` on `dataset` (train + validation splits only); write best_params.json."""
+def tune(
+    params: Params, dataset: str, method: str, storage: str | None = None, worker: int = 0
+) -> Path:
+    """Tune `method` on `dataset` (train + validation splits only); write best_params.json.
+    `storage`: a PostgreSQL URL shared by several workers (None: the local journal file);
+    `worker`: this worker's index (sampler seed offset, MLflow parent run)."""
     method_cls = METHODS.get(method)
     config = params.dataset(dataset)
     store = paths.feature_store(dataset)
@@ -85,7 +91,8 @@ def tune(params: Params, dataset: str, method: str) -> Path:
         params=params,
     )
     _check_kind(config.kind, spec.kind, dataset)
-    result = run_study(job, paths.study_storage(dataset, method), Tracker(params.tracking_uri))
+    tracker = Tracker(params.tracking_uri)
+    result = run_study(job, paths.study_storage(dataset, method), tracker, storage, worker)
     target = paths.best_params_file(dataset, method)
     write_best_params(target, job, result)
     log.info(
@@ -103,7 +110,9 @@ def tune(params: Params, dataset: str, method: str) -> Path:
 def train(params: Params, dataset: str, method: str) -> Path:
     """Train `method` on `dataset` once per seed with the tuned hyperparameters; write one
     RunResult record, the test predictions and the checkpoint per seed (the directory is replaced
-    atomically)."""
+    atomically). Each finished seed is also kept under `paths.train_resume` (keyed by the
+    resolved configuration and the code) until the whole directory is in place, so a run killed
+    part-way resumes with the seeds it finished and logs none of them twice."""
     method_cls = METHODS.get(method)
     method_config = params.method(method)
     declared_kind = params.dataset(dataset).kind
@@ -134,29 +143,65 @@ def train(params: Params, dataset: str, method: str) -> Path:
     tracker = Tracker(params.tracking_uri)
     target = paths.runs_dir(dataset, method)
     tasks = [SeedTask(method, hparams, store, dataset, loop, seed) for seed in params.seeds]
+    # seeds finished by an interrupted run of this exact configuration and code are kept
+    code = source_hash(sys.modules[method_cls.__module__], training)
+    resume = paths.train_resume(dataset, method) / sha256_json({**resolved, "code": code})[:16]
+    kept = {task.seed for task in tasks if _finished_seed(resume, task.seed)}
+    pending = [task for task in tasks if task.seed not in kept]
+    if kept:
+        log.info("%s/%s: seeds %s kept from an interrupted run", method, dataset, sorted(kept))
     workers = params.train.workers
+    if workers <= 1:  # in this process: per-epoch curves reach MLflow while training
+        outcomes = (
+            _track_seed(tracker, resolved, task, test, lambda task, live: run_seed(task, live))
+            for task in pending
+        )
+    else:  # seeds in worker processes; each run's curves are logged when it finishes
+        finished = run_seeds(pending, workers) if pending else iter(())
+        outcomes = (
+            _track_seed(tracker, resolved, task, test, lambda task, live: next(finished))
+            for task in pending
+        )
     with atomic_directory(target) as tmp:
-        if workers <= 1:  # in this process: per-epoch curves reach MLflow while training
-            outcomes = (
-                _track_seed(tracker, resolved, task, test, lambda task, live: run_seed(task, live))
-                for task in tasks
-            )
-        else:  # seeds in worker processes; each run's curves are logged when it finishes
-            finished = run_seeds(tasks, workers)
-            outcomes = (
-                _track_seed(tracker, resolved, task, test, lambda task, live: next(finished))
-                for task in tasks
-            )
-        for record, predictions, state in outcomes:
-            seed = record.seed
-            record.save(tmp / paths.run_record(dataset, method, seed).name)
-            save_checkpoint(
-                tmp / paths.run_checkpoint(dataset, method, seed).name,
-                Checkpoint(method, dataset, seed, resolved["hparams"], data_hash, state),
-            )
-            (tmp / paths.run_predictions(dataset, method, seed).name).write_text(predictions)
-            log.info("%s/%s seed %d: test %s", method, dataset, seed, _short(record.metrics))
+        for task in tasks:
+            seed = task.seed
+            if seed not in kept:  # train it, log it, then keep it for a resumed run
+                record, predictions, state = next(outcomes)
+                checkpoint = Checkpoint(
+                    method, dataset, seed, resolved["hparams"], data_hash, state
+                )
+                _save_finished_seed(resume, record, predictions, checkpoint)
+                log.info("%s/%s seed %d: test %s", method, dataset, seed, _short(record.metrics))
+            for name in _seed_files(dataset, method, seed):
+                shutil.copyfile(resume / f"seed-{seed}" / name, tmp / name)
+    shutil.rmtree(paths.train_resume(dataset, method), ignore_errors=True)
     return target
+
+
+def _seed_files(dataset: str, method: str, seed: int) -> list[str]:
+    """The names of one seed's outputs: record, test predictions, checkpoint."""
+    return [
+        paths.run_record(dataset, method, seed).name,
+        paths.run_predictions(dataset, method, seed).name,
+        paths.run_checkpoint(dataset, method, seed).name,
+    ]
+
+
+def _finished_seed(resume: Path, seed: int) -> bool:
+    """True if `resume` holds seed `seed` complete (its folder appears only when whole)."""
+    return (resume / f"seed-{seed}").is_dir()
+
+
+def _save_finished_seed(
+    resume: Path, record: RunResult, predictions: str, checkpoint: Checkpoint
+) -> None:
+    """Keep a finished seed (after its MLflow run ended) in `resume`/seed-<s>/, atomically."""
+    dataset, method, seed = record.dataset, record.method, record.seed
+    record_name, predictions_name, checkpoint_name = _seed_files(dataset, method, seed)
+    with atomic_directory(resume / f"seed-{seed}") as tmp:
+        record.save(tmp / record_name)
+        (tmp / predictions_name).write_text(predictions)
+        save_checkpoint(tmp / checkpoint_name, checkpoint)
 
 
 def _track_seed(tracker: Tracker, resolved: dict, task: SeedTask, test, produce) -> tuple:

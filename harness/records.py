@@ -53,6 +53,12 @@ class RunResult:
 
 def load_records(directory: str | Path) -> list[RunResult]:
     """All run records (`*.json` named seed-*.json) below `directory`, sorted by
-    (dataset, method, seed)."""
-    records = [RunResult.load(p) for p in sorted(Path(directory).rglob("seed-*.json"))]
+    (dataset, method, seed). Hidden folders are skipped: they hold what an interrupted atomic
+    write left behind (`.<name>.*.tmp`), never a finished output."""
+    root = Path(directory)
+    records = [
+        RunResult.load(p)
+        for p in sorted(root.rglob("seed-*.json"))
+        if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
     return sorted(records, key=lambda r: (r.dataset, r.method, r.seed))
