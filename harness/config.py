@@ -85,6 +85,7 @@ class Params:
     benchmark_methods: tuple[str, ...]
     seeds: tuple[int, ...]
     device: str
+    amp: bool
     num_threads: int
     tracking_uri: str
     datasets: Mapping[str, DatasetConfig]
@@ -136,6 +137,7 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         benchmark_methods=tuple(reader.name_list("benchmark.methods")),
         seeds=tuple(reader.int_list("seeds")),
         device=reader.string("device", default="auto"),
+        amp=reader.boolean("amp", default=False),
         num_threads=reader.non_negative_int("num_threads", default=0),
         tracking_uri=reader.string("mlflow.tracking_uri", default="sqlite:///mlflow.db"),
         datasets=datasets,

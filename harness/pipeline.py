@@ -131,6 +131,7 @@ def train(params: Params, dataset: str, method: str) -> Path:
         select_metric=params.train.select_metric,
         device=params.device,
         num_threads=params.num_threads,
+        amp=params.amp,
     )
     data_hash = read_manifest(store).data_hash
     resolved = {

@@ -36,6 +36,7 @@ class LoopConfig:
     eval_batch_size: int = 256
     progress: bool = True
     num_threads: int = 0  # torch CPU threads for this fit; 0 leaves torch's setting as it is
+    amp: bool = False  # CUDA automatic mixed precision (float16 autocast + gradient scaling)
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch, and ask torch for deterministic kernels."""
+    """Seed python, numpy and torch, and ask torch for deterministic kernels: on CPU a run is
+    bitwise reproducible for a given thread count; on CUDA, cuBLAS gets a fixed workspace, cuDNN
+    its deterministic algorithms (no autotuning), and an op without a deterministic CUDA kernel
+    warns instead of failing (`warn_only`), so GPU runs repeat on the same GPU, driver and torch
+    version except through such ops (README: "GPU")."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
@@ -111,13 +117,15 @@ def fit(
         torch.set_num_threads(config.num_threads)
     model.to(device)
     optimizer = _make_optimizer(model)
+    # mixed precision only where it exists (CUDA); on CPU the option changes nothing
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     shuffle = torch.Generator().manual_seed(seed)
     best_state, best_epoch, best_valid = None, 0, {}
     history: list[EpochLog] = []
     for epoch in range(1, config.max_epochs + 1):
         started = time.perf_counter()
         train_losses = _train_epoch(
-            model, optimizer, train, shuffle, device, config, context, epoch
+            model, optimizer, train, shuffle, device, config, context, epoch, scaler
         )
         valid_metrics = evaluate(model, valid, config.eval_batch_size, device)[0]
         log = EpochLog(epoch, train_losses, valid_metrics, time.perf_counter() - started)
@@ -156,8 +164,13 @@ def _train_epoch(
     config: LoopConfig,
     context: RunContext,
     epoch: int,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    """One pass over the training split; returns the mean of each named term over batches."""
+    """One pass over the training split; returns the mean of each named term over batches.
+    With an enabled `scaler` (CUDA AMP) the forward pass and losses run under float16 autocast
+    and the loss is scaled for backward; a method's extra step stays in float32."""
+    scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
+    autocast = scaler.is_enabled()
     model.train()
     sums: dict[str, float] = {}
     batch_size = model.hparams.batch_size
@@ -170,20 +183,24 @@ def _train_epoch(
         batches, total=total, desc=desc, leave=False, disable=None if config.progress else True
     ):
         batch = batch.to(device)
-        values = dict(model.extra_step(batch))
-        terms = model.loss_terms(batch, model(batch))
-        loss = torch.stack(list(terms.values())).sum()
+        values: dict[str, float | torch.Tensor] = dict(model.extra_step(batch))
+        with torch.autocast(device.type, dtype=torch.float16, enabled=autocast):
+            terms = model.loss_terms(batch, model(batch))
+            loss = torch.stack([term.float() for term in terms.values()]).sum()
         _check_finite(loss, terms, context, epoch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if model.hparams.grad_clip > 0:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), model.hparams.grad_clip)
-        optimizer.step()
-        values.update({name: float(term.detach()) for name, term in terms.items()})
-        values["total"] = float(loss.detach())
+        scaler.step(optimizer)
+        scaler.update()
+        # detached tensors: summed on the device, read once per epoch (no sync per term)
+        values.update({name: term.detach().double() for name, term in terms.items()})
+        values["total"] = loss.detach().double()
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + value
-    return {name: value / total for name, value in sums.items()}
+    return {name: float(value) / total for name, value in sums.items()}
 
 
 def _check_finite(

@@ -91,6 +91,7 @@ class TuningJob:
             device=self.params.device,
             progress=False,
             num_threads=self.params.num_threads,
+            amp=self.params.amp,
         )
 
     def default_point(self) -> dict[str, Any]:

@@ -96,3 +96,16 @@ def test_device_auto_resolves_to_cpu_without_cuda() -> None:
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
+
+
+def test_amp_changes_nothing_on_cpu(tiny_data) -> None:
+    """Mixed precision exists on CUDA only: on CPU `amp` must give the same bits."""
+    from dataclasses import replace
+
+    _, splits = tiny_data
+    plain = _fit(tiny_data, seed=3, method="mmim")  # mmim: an extra optimiser step too
+    mixed = _fit(tiny_data, seed=3, method="mmim", loop=replace(LOOP, amp=True))
+    a = evaluate(plain.model, splits["test"], 64, "cpu")[1]
+    b = evaluate(mixed.model, splits["test"], 64, "cpu")[1]
+    assert (a == b).all()
+    assert [h.train for h in plain.history] == [h.train for h in mixed.history]

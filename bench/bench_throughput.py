@@ -1,0 +1,161 @@
+"""Benchmark: training and evaluation samples/s, the share of a training step spent loading
+data, and peak memory, per method, on MOSI- or MOSEI-shaped synthetic data at MMSA's settings.
+
+Shapes (unaligned MMSA pickles): MOSI text (50, 768), audio (500, 5), vision (375, 20), 1,284
+training samples; MOSEI text (50, 768), audio (500, 74), vision (375, 35), 16,326 training
+samples. `--scale` shrinks the sample counts (MOSEI at full size is 5.8 GB of float32; samples/s
+does not depend on N). Every method runs at its published (MMSA) defaults, batch size included,
+unless `--batch-size` overrides it. Each measurement runs in a fresh process, so peak memory is
+the method's own.
+
+What is timed, after one warm-up epoch:
+- train: `harness.training._train_epoch`, the real loop (batching from the memory-mapped store,
+  the method's extra step, named losses, backward, clipping, Adam), over the training split;
+- loading: the same batches drawn and moved to the device with no compute;
+- eval: `harness.training.predict` over the training split at the evaluation batch size.
+
+Usage: python bench/bench_throughput.py [--shape mosi|mosei] [--scale 1.0] [--methods tfn lmf]
+       [--epochs 2] [--threads 0] [--batch-size N] [--device cpu]
+Prints one Markdown row per method. Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHAPES = {
+    "mosi": {"n_train": 1284, "dims": {"text": 768, "audio": 5, "vision": 20}},
+    "mosei": {"n_train": 16326, "dims": {"text": 768, "audio": 74, "vision": 35}},
+}
+LENGTHS = {"text": 50, "audio": 500, "vision": 375}
+
+
+def make_store(directory: Path, shape: str, scale: float) -> None:
+    from harness.data.synthetic import SyntheticConfig, write_synthetic_store
+
+    dims = SHAPES[shape]["dims"]
+    config = SyntheticConfig(
+        seed=0,
+        n_train=max(64, round(SHAPES[shape]["n_train"] * scale)),
+        n_valid=64,
+        n_test=64,
+        max_lengths=dict(LENGTHS),
+        feature_dims=dict(dims),
+        noise_dims={name: min(4, dim - 1) for name, dim in dims.items()},
+    )
+    write_synthetic_store(directory, config)
+
+
+def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
+    """In this (fresh) process: time one method; returns the row's numbers."""
+    import resource
+
+    import torch
+
+    from harness import training
+    from harness.data.loading import iterate_batches, load_dataset
+    from harness.training import LoopConfig, RunContext, build_model, predict, resolve_device
+    from methods import METHODS
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    spec, splits = load_dataset(store, splits=("train",))
+    train = splits["train"]
+    cls = METHODS.get(method)
+    fixed = {"batch_size": args.batch_size} if args.batch_size else {}
+    hparams = cls.resolve_hparams(spec.kind, fixed)
+    device = resolve_device(args.device)
+    model = build_model(cls, hparams, spec, seed=0).to(device)
+    optimizer = training._make_optimizer(model)
+    config = LoopConfig(progress=False, device=str(device))
+    context = RunContext("bench", method, 0)
+    shuffle = torch.Generator().manual_seed(0)
+    epochs = []
+    for epoch in range(args.epochs + 1):  # the first is a warm-up
+        started = time.perf_counter()
+        training._train_epoch(model, optimizer, train, shuffle, device, config, context, epoch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        epochs.append(time.perf_counter() - started)
+    train_s = statistics.median(epochs[1:])
+    started = time.perf_counter()
+    for batch in iterate_batches(train, hparams.batch_size, True, shuffle):
+        batch.to(device)
+    loading_s = time.perf_counter() - started
+    predict(model, train, config.eval_batch_size, device)  # warm-up
+    started = time.perf_counter()
+    predict(model, train, config.eval_batch_size, device)
+    eval_s = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    anon = _rss_anon_mib()
+    return {
+        "method": method,
+        "batch": hparams.batch_size,
+        "n": len(train),
+        "train_sps": len(train) / train_s,
+        "eval_sps": len(train) / eval_s,
+        "loading_share": loading_s / train_s,
+        "peak_rss_mib": peak,
+        "rss_anon_mib": anon,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def _rss_anon_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="mosi")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--methods", nargs="*", default=["tfn", "lmf"])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--batch-size", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--store", type=Path, help="(internal) the store to measure")
+    parser.add_argument("--one", help="(internal) measure this method in this process")
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.store, args.one, args)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        started = time.perf_counter()
+        make_store(store, args.shape, args.scale)
+        print(f"# {args.shape}-shaped store built in {time.perf_counter() - started:.0f} s")
+        print(
+            "| method | batch | train samples/s | eval samples/s | loading share of a step "
+            "| peak RSS (MiB) | anon RSS at end (MiB) | parameters | threads |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for method in args.methods:
+            command = [sys.executable, __file__, "--store", str(store), "--one", method]
+            for flag in ("shape", "scale", "epochs", "threads", "batch_size", "device"):
+                command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            print(
+                f"| {row['method']} | {row['batch']} | {row['train_sps']:.0f} | "
+                f"{row['eval_sps']:.0f} | {row['loading_share'] * 100:.1f}% | "
+                f"{row['peak_rss_mib']:.0f} | {row['rss_anon_mib']:.0f} | "
+                f"{row['parameters'] / 1e3:.0f}k | {row['threads']} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
