@@ -44,6 +44,7 @@ class TuneConfig:
     max_epochs: int = 12
     patience: int = 4
     sampler_seed: int = 42
+    pruner: str = "median"  # "median" (Optuna's MedianPruner) or "none"
     pruner_startup_trials: int = 3
     pruner_warmup_steps: int = 3
     enqueue_defaults: bool = True  # trial 0 = the method's defaults, so tuning never ends worse
@@ -153,6 +154,7 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
             max_epochs=reader.positive_int("tune.max_epochs"),
             patience=reader.positive_int("tune.patience"),
             sampler_seed=reader.integer("tune.sampler_seed", default=42),
+            pruner=reader.choice("tune.pruner.kind", ("median", "none"), default="median"),
             pruner_startup_trials=reader.integer("tune.pruner.n_startup_trials", default=3),
             pruner_warmup_steps=reader.integer("tune.pruner.n_warmup_steps", default=3),
             enqueue_defaults=reader.boolean("tune.enqueue_defaults", default=True),
@@ -336,6 +338,12 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             raise self.fail(dotted, "a number between 0 and 1", value)
         return float(value)
+
+    def choice(self, dotted: str, options: tuple[str, ...], default: Any = _MISSING) -> str:
+        value = self.get(dotted, default)
+        if value not in options:
+            raise self.fail(dotted, f"one of {', '.join(options)}", value)
+        return value
 
     def string(self, dotted: str, default: Any = _MISSING) -> str:
         value = self.get(dotted, default)

@@ -155,9 +155,7 @@ def run_study(
         sampler=optuna.samplers.TPESampler(
             seed=tune.sampler_seed + done + WORKER_SEED_STRIDE * worker
         ),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=tune.pruner_warmup_steps
-        ),
+        pruner=make_pruner(tune),
     )
     tags = {
         "msabench.dataset": job.dataset,
@@ -185,6 +183,17 @@ def run_study(
         result = _result(study)
         log_final({"best_value": result.best_value}, prefix="study_")
     return result
+
+
+def make_pruner(tune) -> optuna.pruners.BasePruner:
+    """`tune.pruner`: "median" stops a trial whose validation score at an epoch is worse than
+    the median of earlier trials at that epoch (after `pruner_startup_trials` trials and
+    `pruner_warmup_steps` epochs); "none" runs every trial to its end."""
+    if tune.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=tune.pruner_warmup_steps
+    )
 
 
 def _run_reserved_trial(

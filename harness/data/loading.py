@@ -93,12 +93,21 @@ def _masked_sum(
 
 
 def scale_rows(
-    rows: torch.Tensor, lengths: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+    rows: torch.Tensor,
+    lengths: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    inplace: bool = False,
 ) -> torch.Tensor:
-    """(rows - mean) / std at real steps, exact zeros at padding: rows (B, T, D) -> (B, T, D)."""
-    mask = padding_mask(lengths, rows.shape[1]).unsqueeze(2)
-    scaled = (rows - mean) / std
-    return torch.where(mask, scaled, torch.zeros((), dtype=rows.dtype, device=rows.device))
+    """(rows - mean) / std at real steps, exact zeros at padding: rows (B, T, D) -> (B, T, D).
+    With `inplace` (for a fresh copy, as `take_batch` gathers) `rows` is overwritten: the same
+    values without three temporary (B, T, D) tensors, which made batching 11-15% of a fast
+    method's training step (bench/README.md)."""
+    padding = ~padding_mask(lengths, rows.shape[1]).unsqueeze(2)
+    if not inplace:
+        scaled = (rows - mean) / std
+        return torch.where(padding, torch.zeros((), dtype=rows.dtype, device=rows.device), scaled)
+    return rows.sub_(mean).div_(std).masked_fill_(padding, 0.0)
 
 
 class Standardizer:
@@ -204,9 +213,9 @@ def take_batch(split: SplitData, index: torch.Tensor) -> Batch:
     for m, x in split.features.items():
         lengths[m] = split.lengths[m][index]
         longest = int(lengths[m].max()) if index.numel() else 0
-        rows = x[index, :longest]
+        rows = x[index, :longest]  # advanced indexing: a fresh copy, safe to scale in place
         if split.scale is not None:
-            rows = scale_rows(rows, lengths[m], *split.scale[m])
+            rows = scale_rows(rows, lengths[m], *split.scale[m], inplace=True)
         features[m] = rows
     return Batch(features=features, lengths=lengths, labels=split.labels[index], index=index)
 
