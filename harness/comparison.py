@@ -377,8 +377,8 @@ def _add_sample_tests(
 
 def _holm_across_table(frame: pd.DataFrame, alpha: float) -> None:
     """Holm-adjust each test's p-values across every comparison in `frame` and set the flags."""
-    on_pairs = frame["_worse_on_pairs"].fillna(False).astype(bool).to_numpy()
-    on_samples = frame["_sample_worse"].fillna(False).astype(bool).to_numpy()
+    on_pairs = frame["_worse_on_pairs"].eq(True).to_numpy()  # NaN (no comparison): False
+    on_samples = frame["_sample_worse"].eq(True).to_numpy()
     worse = {"ttest": on_pairs, "wilcoxon": on_pairs, "sample": on_samples}
     for test in _TESTS:
         adjusted = holm(frame[f"p_{test}"].to_numpy(dtype=np.float64))
