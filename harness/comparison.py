@@ -332,19 +332,19 @@ def _sample_tests(
     resamples = sample_resamples(settings.sample_resamples, n_comparisons, settings.alpha)
     index = bootstrap_indices(truths.size, resamples, settings.seed)
     kind = predictions.kind
+    matrices = {method: predictions.matrix(method) for method in sorted(predictions.by_method)}
     observed, resampled = {}, {}
-    for method in sorted(predictions.by_method):
-        matrix = predictions.matrix(method)
+    for method, matrix in matrices.items():
         observed[method] = seed_averaged_metrics(kind, matrix, truths)
         resampled[method] = seed_averaged_metrics(kind, matrix, truths, index)
     results: dict[tuple[str, str], tuple[float, float]] = {}
     for metric, best in bests.items():
         if best is None:
             continue
-        for method in sorted(predictions.by_method):
+        for method, matrix in matrices.items():
             if method == best:
                 continue
-            identical = np.array_equal(predictions.matrix(method), predictions.matrix(best))
+            identical = np.array_equal(matrix, matrices[best])
             results[(method, metric)] = paired_difference_test(
                 float(observed[method][metric][0] - observed[best][metric][0]),
                 resampled[method][metric] - resampled[best][metric],

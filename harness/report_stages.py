@@ -276,10 +276,10 @@ def papers(params: Params) -> list[Path]:
     from harness.paper_tables import paper_table
 
     tables = [paper_table(name) for name in params.paper.tables]  # unknown names fail first
-    runs = _paper_runs(params)
+    runs, tracker = _paper_runs(params), Tracker(params.tracking_uri)
     with atomic_directory(paths.papers_dir()) as tmp:
         for table in tables:
-            _write_paper(params, table, runs, tmp)
+            _write_paper(params, table, runs, tmp, tracker)
     return [paths.papers_dir() / f"{table.name}.md" for table in tables]
 
 
@@ -289,7 +289,9 @@ def paper(params: Params, name: str) -> Path:
     from harness.paper_tables import paper_table
 
     table = paper_table(name)
-    _write_paper(params, table, _paper_runs(params), paths.papers_dir())
+    _write_paper(
+        params, table, _paper_runs(params), paths.papers_dir(), Tracker(params.tracking_uri)
+    )
     return paths.papers_dir() / f"{name}.md"
 
 
@@ -306,12 +308,11 @@ def _paper_runs(params: Params) -> dict[str, dict[str, dict[int, dict[str, float
     return runs
 
 
-def _write_paper(params: Params, table, runs: dict, out_dir: Path) -> None:
+def _write_paper(params: Params, table, runs: dict, out_dir: Path, tracker: Tracker) -> None:
     from harness.paper_report import reproduce_table, write_paper_table
 
     frame = reproduce_table(table, runs, dict(params.paper.datasets), seed=params.compare.seed)
     written = write_paper_table(table, frame, out_dir)
-    tracker = Tracker(params.tracking_uri)
     tags = {"msabench.stage": "paper", "msabench.paper_table": table.name,
             "mlflow.source.git.commit": git_commit()}  # fmt: skip
     with tracker.run("papers", f"paper/{table.name}", f"paper-{table.name}", tags):

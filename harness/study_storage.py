@@ -91,20 +91,29 @@ def open_storage(
 @contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
     """Hold a PostgreSQL advisory lock while Optuna creates (or checks) its tables."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine
 
     engine = create_engine(url, poolclass=_null_pool())
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_KEY})
-            connection.commit()
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_KEY})
-                connection.commit()
+        with _holding_advisory_lock(engine, _SCHEMA_KEY):
+            yield
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _holding_advisory_lock(engine, key: int) -> Iterator[None]:
+    """Hold PostgreSQL's session-level advisory lock `key` on a connection of its own."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
 
 
 _SCHEMA_KEY = 0x6D7361_6F7074  # "msa" "opt": the schema-creation lock's key
@@ -138,21 +147,12 @@ def _process_lock() -> Callable[[str], contextmanager]:
 
 def _advisory_lock(storage: RDBStorage) -> Callable[[str], contextmanager]:
     """A PostgreSQL session-level advisory lock per study name, on a connection of its own."""
-    from sqlalchemy import text
-
-    engine = storage.engine
 
     @contextmanager
     def reservation(study_name: str) -> Iterator[None]:
         key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            connection.commit()
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+        with _holding_advisory_lock(storage.engine, key):
+            yield
 
     return reservation
 

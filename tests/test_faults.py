@@ -17,6 +17,7 @@ import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from test_pipeline import TINY_SYNTH as PIPELINE_TINY_SYNTH
 
 from harness import cli, paths, pipeline
 from harness.config import parse_params
@@ -24,15 +25,7 @@ from harness.records import RunResult, load_records
 from harness.study_storage import FAILURE_ATTR, RETRY_ATTR
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_SYNTH = {
-    "seed": 3,
-    "n_train": 64,
-    "n_valid": 24,
-    "n_test": 24,
-    "max_lengths": {"text": 8, "audio": 12, "vision": 10},
-    "feature_dims": {"text": 10, "audio": 6, "vision": 8},
-    "noise_dims": {"text": 2, "audio": 2, "vision": 2},
-}
+TINY_SYNTH = {**PIPELINE_TINY_SYNTH, "n_train": 64}  # a little more data per trial
 
 
 def _raw(project: Path, **changes) -> dict:
