@@ -149,10 +149,14 @@ def fit(
 
 
 def _make_optimizer(model: MsaMethod) -> torch.optim.Optimizer:
+    """Adam over the method's parameter groups, fused (one kernel for every parameter) where
+    torch has it (CPU and CUDA): 10x faster than the per-parameter loop on a 9M-parameter model
+    (TFN), which otherwise spends a fifth of each step in the optimiser (bench/README.md)."""
     hp = model.hparams
-    return torch.optim.Adam(
-        model.parameter_groups(), lr=hp.learning_rate, weight_decay=hp.weight_decay
-    )
+    groups = model.parameter_groups()
+    devices = {p.device.type for group in groups for p in group["params"]}
+    fused = devices <= {"cpu", "cuda"}
+    return torch.optim.Adam(groups, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=fused)
 
 
 def _train_epoch(

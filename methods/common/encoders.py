@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from harness.data.types import Batch
+from methods.common.dropout import MaskDropout
 from methods.common.recurrent import LastStateEncoder
 
 
@@ -93,9 +94,10 @@ class PooledUnimodalEncoders(nn.Module):
 
 
 def post_fusion_mlp(in_size: int, hidden_size: int, dropout: float) -> nn.Sequential:
-    """Dropout -> 2 x (Linear, ReLU): (B, in_size) -> (B, hidden_size)."""
+    """Dropout -> 2 x (Linear, ReLU): (B, in_size) -> (B, hidden_size). The input can be huge
+    (TFN's fused tensor), so its dropout is `MaskDropout`, the fast equivalent of nn.Dropout."""
     return nn.Sequential(
-        nn.Dropout(dropout),
+        MaskDropout(dropout),
         nn.Linear(in_size, hidden_size),
         nn.ReLU(),
         nn.Linear(hidden_size, hidden_size),
