@@ -11,11 +11,14 @@ the method's own.
 What is timed, after one warm-up epoch:
 - train: `harness.training._train_epoch`, the real loop (batching from the memory-mapped store,
   the method's extra step, named losses, backward, clipping, Adam), over the training split;
-- loading: the same batches drawn and moved to the device with no compute;
+- loading: the same batches drawn and moved to the device with no compute, as a share of the
+  epoch (what batching would cost if nothing overlapped it);
+- waiting: the time the training loop actually waits for its next batch, as a share of the
+  epoch (batches are prepared `--prefetch` ahead on a background thread; 0 = in the loop);
 - eval: `harness.training.predict` over the training split at the evaluation batch size.
 
 Usage: python bench/bench_throughput.py [--shape mosi|mosei] [--scale 1.0] [--methods tfn lmf]
-       [--epochs 2] [--threads 0] [--batch-size N] [--device cpu]
+       [--epochs 2] [--threads 0] [--batch-size N] [--device cpu] [--amp] [--prefetch 2]
 Prints one Markdown row per method. Not a test: numbers depend on the machine.
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -74,16 +78,22 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     model = build_model(cls, hparams, spec, seed=0).to(device)
     optimizer = training._make_optimizer(model)
-    config = LoopConfig(progress=False, device=str(device))
+    config = LoopConfig(progress=False, device=str(device), amp=args.amp, prefetch=args.prefetch)
+    waited = _time_waits_for_batches()
     context = RunContext("bench", method, 0)
+    scaler = torch.amp.GradScaler("cuda", enabled=args.amp and device.type == "cuda")
     shuffle = torch.Generator().manual_seed(0)
-    epochs = []
+    epochs, waits = [], []
     for epoch in range(args.epochs + 1):  # the first is a warm-up
+        waited.clear()
         started = time.perf_counter()
-        training._train_epoch(model, optimizer, train, shuffle, device, config, context, epoch)
+        training._train_epoch(
+            model, optimizer, train, shuffle, device, config, context, epoch, scaler
+        )
         if device.type == "cuda":
             torch.cuda.synchronize()
         epochs.append(time.perf_counter() - started)
+        waits.append(sum(waited) / epochs[-1])
     train_s = statistics.median(epochs[1:])
     started = time.perf_counter()
     for batch in iterate_batches(train, hparams.batch_size, True, shuffle):
@@ -94,6 +104,7 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     predict(model, train, config.eval_batch_size, device)
     eval_s = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else math.nan
     anon = _rss_anon_mib()
     return {
         "method": method,
@@ -102,12 +113,37 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
         "train_sps": len(train) / train_s,
         "eval_sps": len(train) / eval_s,
         "loading_share": loading_s / train_s,
+        "wait_share": statistics.median(waits[1:]),
         "peak_rss_mib": peak,
+        "gpu_peak_mib": gpu_peak,
         "rss_anon_mib": anon,
         "threads": torch.get_num_threads(),
         "device": str(device),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+
+
+def _time_waits_for_batches() -> list[float]:
+    """Wrap the training loop's batch source so that each wait for the next batch is timed;
+    returns the list the waits (s) are appended to."""
+    from harness import training
+
+    waits: list[float] = []
+    real = training.prefetch
+
+    def timed(batches, device, depth):
+        source = real(batches, device, depth)
+        while True:
+            started = time.perf_counter()
+            try:
+                batch = next(source)
+            except StopIteration:
+                return
+            waits.append(time.perf_counter() - started)
+            yield batch
+
+    training.prefetch = timed
+    return waits
 
 
 def _rss_anon_mib() -> float:
@@ -125,7 +161,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--batch-size", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    parser.add_argument("--amp", action="store_true", help="CUDA mixed precision (LoopConfig.amp)")
+    parser.add_argument("--prefetch", type=int, default=2, help="batches prepared ahead (0: none)")
     parser.add_argument("--store", type=Path, help="(internal) the store to measure")
     parser.add_argument("--one", help="(internal) measure this method in this process")
     args = parser.parse_args()
@@ -139,20 +177,29 @@ def main() -> None:
         print(f"# {args.shape}-shaped store built in {time.perf_counter() - started:.0f} s")
         print(
             "| method | batch | train samples/s | eval samples/s | loading share of a step "
-            "| peak RSS (MiB) | anon RSS at end (MiB) | parameters | threads |"
+            "| waiting for batches, share of a step "
+            "| peak RSS (MiB) | anon RSS at end (MiB) | peak GPU memory (MiB) | parameters "
+            "| threads | device |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for method in args.methods:
             command = [sys.executable, __file__, "--store", str(store), "--one", method]
-            for flag in ("shape", "scale", "epochs", "threads", "batch_size", "device"):
+            for flag in ("shape", "scale", "epochs", "threads", "batch_size", "device", "prefetch"):
                 command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            row = json.loads(out.strip().splitlines()[-1])
+            command += ["--amp"] if args.amp else []
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                print(f"| {method} | failed (exit {done.returncode}): {last} |", flush=True)
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
             print(
                 f"| {row['method']} | {row['batch']} | {row['train_sps']:.0f} | "
                 f"{row['eval_sps']:.0f} | {row['loading_share'] * 100:.1f}% | "
+                f"{row['wait_share'] * 100:.1f}% | "
                 f"{row['peak_rss_mib']:.0f} | {row['rss_anon_mib']:.0f} | "
-                f"{row['parameters'] / 1e3:.0f}k | {row['threads']} |",
+                f"{row['gpu_peak_mib']:.0f} | {row['parameters'] / 1e3:.0f}k | "
+                f"{row['threads']} | {row['device']}{' amp' if args.amp else ''} |",
                 flush=True,
             )
 

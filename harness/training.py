@@ -11,7 +11,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.data.loading import iterate_batches, num_batches
+from harness.data.prefetch import prefetch
 from harness.data.types import Batch, DataSpec, SplitData
 from harness.errors import NonFiniteLossError
 from harness.metrics import compute_metrics, is_better
@@ -37,6 +39,7 @@ class LoopConfig:
     progress: bool = True
     num_threads: int = 0  # torch CPU threads for this fit; 0 leaves torch's setting as it is
     amp: bool = False  # CUDA automatic mixed precision (float16 autocast + gradient scaling)
+    prefetch: int = 2  # CUDA only: training batches prepared ahead on a background thread
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,20 @@ def seed_everything(seed: int) -> None:
     bitwise reproducible for a given thread count; on CUDA, cuBLAS gets a fixed workspace, cuDNN
     its deterministic algorithms (no autotuning), and an op without a deterministic CUDA kernel
     warns instead of failing (`warn_only`), so GPU runs repeat on the same GPU, driver and torch
-    version except through such ops (README: "GPU")."""
+    version except through such ops (README: "GPU").
+
+    Deterministic mode would also fill every newly allocated tensor with NaN
+    (`fill_uninitialized_memory`), a guard against ops that read memory they never wrote. No op
+    used here does (every output is fully written, and the determinism tests compare bits), and
+    the fill costs a fifth of TFN's CPU step (its 9.5M-element gradients and 4.5M-element fused
+    tensor are written twice) and thousands of extra kernels per GPU step, so it is off."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def build_model(
@@ -174,21 +184,37 @@ def _train_epoch(
     With an enabled `scaler` (CUDA AMP) the forward pass and losses run under float16 autocast
     and the loss is scaled for backward; a method's extra step stays in float32."""
     scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
-    autocast = scaler.is_enabled()
     model.train()
-    sums: dict[str, float] = {}
     batch_size = model.hparams.batch_size
     # a last batch of a single sample is dropped: batch normalisation cannot train on it
     drop_last = len(split) % batch_size == 1 and len(split) > 1
     total = num_batches(len(split), batch_size, drop_last)
     batches = iterate_batches(split, batch_size, True, shuffle, drop_last)
     desc = f"{context.method}/{context.dataset} seed {context.seed} epoch {epoch}"
-    for batch in tqdm(
-        batches, total=total, desc=desc, leave=False, disable=None if config.progress else True
-    ):
-        batch = batch.to(device)
+    show = None if config.progress else True
+    ahead = config.prefetch if device.type == "cuda" else 0  # on CPU a thread only competes
+    with closing(prefetch(batches, device, ahead)) as ahead:
+        progress = tqdm(ahead, total=total, desc=desc, leave=False, disable=show)
+        sums = _train_batches(model, optimizer, progress, scaler, context, epoch)
+    return {name: float(value) / total for name, value in sums.items()}
+
+
+def _train_batches(
+    model: MsaMethod,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[Batch],
+    scaler: torch.amp.GradScaler,
+    context: RunContext,
+    epoch: int,
+) -> dict[str, torch.Tensor]:
+    """One optimisation step per batch (already on the model's device); returns each named
+    term's sum over the batches, as tensors on the device (read once per epoch: no sync per
+    term). With an enabled `scaler` the forward pass and losses run under float16 autocast."""
+    sums: dict[str, torch.Tensor] = {}
+    for batch in batches:
+        device = batch.labels.device
         values: dict[str, float | torch.Tensor] = dict(model.extra_step(batch))
-        with torch.autocast(device.type, dtype=torch.float16, enabled=autocast):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             terms = model.loss_terms(batch, model(batch))
             loss = torch.stack([term.float() for term in terms.values()]).sum()
         _check_finite(loss, terms, context, epoch)
@@ -199,12 +225,11 @@ def _train_epoch(
             torch.nn.utils.clip_grad_norm_(model.parameters(), model.hparams.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        # detached tensors: summed on the device, read once per epoch (no sync per term)
         values.update({name: term.detach().double() for name, term in terms.items()})
         values["total"] = loss.detach().double()
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + value
-    return {name: float(value) / total for name, value in sums.items()}
+    return sums
 
 
 def _check_finite(

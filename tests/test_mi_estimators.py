@@ -179,3 +179,13 @@ def test_estimator_step_leaves_no_gradients_behind() -> None:
     x, y = _pairs(8, dependent=True, seed=4)
     estimator_step(optimizer, estimator.learning_loss(x, y), grad_clip=1.0)
     assert all(p.grad is None for p in estimator.parameters())
+
+
+def test_half_logdet_entropy_computes_in_float32_for_half_inputs() -> None:
+    # under CUDA autocast the samples arrive as float16, which logdet refuses
+    samples = torch.randn(64, 6, generator=torch.Generator().manual_seed(0))
+    full = half_logdet_entropy(samples)
+    half = half_logdet_entropy(samples.half())
+    assert half.dtype == torch.float32
+    assert torch.isfinite(half)
+    assert abs(float(half) - float(full)) < 1e-2

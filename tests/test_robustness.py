@@ -82,7 +82,11 @@ def test_checkpoint_round_trip_predicts_identically(trained) -> None:
         load_checkpoint(trained["paths"]["mmmie", 1]), trained["spec"], trained["hash"]
     )
     test = trained["splits"]["test"]
-    np.testing.assert_array_equal(predict(model, test, 8, "cpu"), predict(again, test, 32, "cpu"))
+    np.testing.assert_array_equal(predict(model, test, 8, "cpu"), predict(again, test, 8, "cpu"))
+    # another batch size may pick another GEMM/LSTM kernel blocking: equal to float32 rounding
+    np.testing.assert_allclose(
+        predict(model, test, 8, "cpu"), predict(again, test, 32, "cpu"), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_broken_checkpoints_fail_with_one_line_naming_the_file(trained, tmp_path: Path) -> None:

@@ -45,12 +45,12 @@ class Batch:
         steps = torch.arange(self.features[modality].shape[1], device=self.labels.device)
         return steps.unsqueeze(0) < self.lengths[modality].unsqueeze(1)
 
-    def to(self, device: torch.device | str) -> Batch:
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         return Batch(
-            features={m: x.to(device) for m, x in self.features.items()},
-            lengths={m: n.to(device) for m, n in self.lengths.items()},
-            labels=self.labels.to(device),
-            index=self.index.to(device),
+            features={m: x.to(device, non_blocking=non_blocking) for m, x in self.features.items()},
+            lengths={m: n.to(device, non_blocking=non_blocking) for m, n in self.lengths.items()},
+            labels=self.labels.to(device, non_blocking=non_blocking),
+            index=self.index.to(device, non_blocking=non_blocking),
         )
 
 

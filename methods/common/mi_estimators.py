@@ -182,11 +182,15 @@ def frozen_call(module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
 # -- MMIM's MMILB and its entropy ---------------------------------------------------------------
 def half_logdet_entropy(samples: torch.Tensor, jitter: float = 1e-3) -> torch.Tensor:
     """Gaussian entropy without its constant, 0.5 logdet(Cov + jitter I), of samples (N, K);
-    Cov is the biased sample covariance (as MMIM); the jitter keeps it finite for N <= K."""
-    centred = samples - samples.mean(dim=0, keepdim=True)
-    covariance = centred.t() @ centred / samples.shape[0]
-    eye = torch.eye(samples.shape[1], dtype=samples.dtype, device=samples.device)
-    return 0.5 * torch.logdet(covariance + jitter * eye)
+    Cov is the biased sample covariance (as MMIM); the jitter keeps it finite for N <= K.
+    Always in float32 or wider: under CUDA mixed precision (autocast) the covariance would be
+    float16, which logdet does not take and whose 1e-3 jitter is near its resolution."""
+    with torch.autocast(samples.device.type, enabled=False):
+        samples = samples.float() if samples.dtype in (torch.float16, torch.bfloat16) else samples
+        centred = samples - samples.mean(dim=0, keepdim=True)
+        covariance = centred.t() @ centred / samples.shape[0]
+        eye = torch.eye(samples.shape[1], dtype=samples.dtype, device=samples.device)
+        return 0.5 * torch.logdet(covariance + jitter * eye)
 
 
 class LabelSplitMemory:
