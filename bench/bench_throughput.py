@@ -64,12 +64,14 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     import torch
 
     from harness import training
+    from harness.allocator import reuse_freed_memory
     from harness.data.loading import iterate_batches, load_dataset
     from harness.training import LoopConfig, RunContext, build_model, predict, resolve_device
     from methods import METHODS
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    reuse_freed_memory()  # as training.fit does
     spec, splits = load_dataset(store, splits=("train",))
     train = splits["train"]
     cls = METHODS.get(method)

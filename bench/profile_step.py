@@ -22,6 +22,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from harness import training
+from harness.allocator import reuse_freed_memory
 from harness.data.loading import load_dataset
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
 from harness.training import LoopConfig, RunContext, build_model, resolve_device
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
+    reuse_freed_memory()  # as training.fit does
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
         write_synthetic_store(

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from harness.allocator import reuse_freed_memory
 from harness.data.loading import iterate_batches, num_batches
 from harness.data.prefetch import prefetch
 from harness.data.types import Batch, DataSpec, SplitData
@@ -122,6 +123,7 @@ def fit(
     callbacks: Sequence[EpochCallback] = (),
 ) -> FitOutcome:
     """Train with early stopping on validation `config.select_metric`; restore the best weights."""
+    reuse_freed_memory()  # no page faults for blocks allocated anew every batch (TFN: 40%)
     device = resolve_device(config.device)
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
