@@ -8,8 +8,8 @@ CPU step time (183 -> 280 samples/s without them; bench/README.md). With mmap of
 trim threshold, freed blocks stay in the heap and the next batch reuses them, already mapped.
 
 Results are bitwise unchanged: only where the bytes live changes. The cost is that the process
-keeps its peak heap (about +100 MiB of peak RSS for TFN). Memory-mapped feature stores are not malloc
-memory and are unaffected. Elsewhere than glibc (musl, macOS) nothing is changed.
+keeps its peak heap (about +100 MiB of peak RSS for TFN). Memory-mapped feature stores are not
+malloc memory and are unaffected. Elsewhere than glibc (musl, macOS) nothing is changed.
 """
 
 from __future__ import annotations

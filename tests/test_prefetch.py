@@ -4,6 +4,7 @@ never outlives the loop (exhausted, left early, or failing)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -68,4 +69,15 @@ def test_an_error_in_the_batch_source_is_raised_in_the_loop_at_its_batch() -> No
         for batch in prefetch(failing(), CPU, depth=3):
             seen.append(batch)
     assert len(seen) == 2
+    assert not _prefetch_threads()
+
+
+def test_closing_after_the_thread_has_read_every_batch_does_not_hang() -> None:
+    # depth 1, two batches: the thread ends waiting to hand over "done" behind batch 2
+    ahead = prefetch(iterate_batches(_split(16), 8, False), CPU, depth=1)
+    next(ahead)
+    closer = threading.Thread(target=lambda: (time.sleep(0.2), ahead.close()))
+    closer.start()
+    closer.join(timeout=5)
+    assert not closer.is_alive(), "closing the prefetcher hung"
     assert not _prefetch_threads()

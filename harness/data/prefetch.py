@@ -46,22 +46,24 @@ def prefetch(batches: Iterator[Batch], device: torch.device, depth: int = 2) -> 
     ready: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(item: object) -> bool:
+        """Put `item` on the queue unless the consumer has stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for batch in batches:
-                if pin:
-                    batch = _pinned(batch)
-                while not stop.is_set():
-                    try:
-                        ready.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(_pinned(batch) if pin else batch):
                     return
-            ready.put(_DONE)
+            offer(_DONE)
         except BaseException as error:  # noqa: BLE001 - re-raised in the consuming thread
-            ready.put(_Failure(error))
+            offer(_Failure(error))
 
     worker = threading.Thread(target=produce, name="msabench-prefetch", daemon=True)
     worker.start()
