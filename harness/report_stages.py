@@ -309,7 +309,8 @@ def _paper_runs(params: Params) -> dict[str, dict[str, dict[int, dict[str, float
 
 
 def _write_paper(params: Params, table, runs: dict, out_dir: Path, tracker: Tracker) -> None:
-    from harness.paper_report import reproduce_table, write_paper_table
+    from harness.paper_render import write_paper_table
+    from harness.paper_report import reproduce_table
 
     frame = reproduce_table(table, runs, dict(params.paper.datasets), seed=params.compare.seed)
     written = write_paper_table(table, frame, out_dir)

@@ -12,15 +12,8 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError, UnknownNameError
-from harness.paper_report import (
-    FRAME_COLUMNS,
-    STATUSES,
-    render_csv,
-    render_latex,
-    render_markdown,
-    reproduce_table,
-    write_paper_table,
-)
+from harness.paper_render import render_csv, render_latex, render_markdown, write_paper_table
+from harness.paper_report import FRAME_COLUMNS, STATUSES, reproduce_table
 from harness.paper_tables import (
     PaperBlock,
     PaperColumn,
