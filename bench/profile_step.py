@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_throughput import LENGTHS, SHAPES  # this folder: the MOSI shape, defined once
 from torch.profiler import ProfilerActivity, profile
 
 from harness import training
@@ -46,8 +47,8 @@ def main() -> None:
                 n_train=args.samples,
                 n_valid=16,
                 n_test=16,
-                max_lengths={"text": 50, "audio": 500, "vision": 375},
-                feature_dims={"text": 768, "audio": 5, "vision": 20},
+                max_lengths=dict(LENGTHS),
+                feature_dims=dict(SHAPES["mosi"]["dims"]),
                 noise_dims={"text": 4, "audio": 4, "vision": 4},
             ),
         )

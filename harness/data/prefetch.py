@@ -59,7 +59,7 @@ def prefetch(batches: Iterator[Batch], device: torch.device, depth: int = 2) -> 
     def produce() -> None:
         try:
             for batch in batches:
-                if not offer(_pinned(batch) if pin else batch):
+                if not offer(batch.pin_memory() if pin else batch):
                     return
             offer(_DONE)
         except BaseException as error:  # noqa: BLE001 - re-raised in the consuming thread
@@ -78,13 +78,3 @@ def prefetch(batches: Iterator[Batch], device: torch.device, depth: int = 2) -> 
     finally:
         stop.set()
         worker.join()
-
-
-def _pinned(batch: Batch) -> Batch:
-    """The batch in page-locked host memory (a copy), so a CUDA copy of it can be asynchronous."""
-    return Batch(
-        features={m: x.pin_memory() for m, x in batch.features.items()},
-        lengths={m: x.pin_memory() for m, x in batch.lengths.items()},
-        labels=batch.labels.pin_memory(),
-        index=batch.index.pin_memory(),
-    )

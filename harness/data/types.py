@@ -45,6 +45,15 @@ class Batch:
         steps = torch.arange(self.features[modality].shape[1], device=self.labels.device)
         return steps.unsqueeze(0) < self.lengths[modality].unsqueeze(1)
 
+    def pin_memory(self) -> Batch:
+        """A copy in page-locked host memory, so that a CUDA copy of it can be asynchronous."""
+        return Batch(
+            features={m: x.pin_memory() for m, x in self.features.items()},
+            lengths={m: n.pin_memory() for m, n in self.lengths.items()},
+            labels=self.labels.pin_memory(),
+            index=self.index.pin_memory(),
+        )
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         return Batch(
             features={m: x.to(device, non_blocking=non_blocking) for m, x in self.features.items()},
