@@ -17,8 +17,14 @@ What is timed, after one warm-up epoch:
   epoch (batches are prepared `--prefetch` ahead on a background thread; 0 = in the loop);
 - eval: `harness.training.predict` over the training split at the evaluation batch size.
 
+Splits are loaded as training loads them: standardised once into memory when they fit
+$MSABENCH_IN_MEMORY_MIB (1 GiB by default; MOSI-shaped data does), otherwise memory-mapped and
+standardised batch by batch. `--in-memory-mib 0` measures the memory-mapped path, the one
+full-size MOSEI (5.8 GB of training features) takes. The last column says which was measured.
+
 Usage: python bench/bench_throughput.py [--shape mosi|mosei] [--scale 1.0] [--methods tfn lmf]
        [--epochs 2] [--threads 0] [--batch-size N] [--device cpu] [--amp] [--prefetch 2]
+       [--in-memory-mib N]
 Prints one Markdown row per method. Not a test: numbers depend on the machine.
 """
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -122,6 +129,7 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
         "threads": torch.get_num_threads(),
         "device": str(device),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "features": "mapped" if train.scale is not None else "in memory",
     }
 
 
@@ -166,6 +174,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     parser.add_argument("--amp", action="store_true", help="CUDA mixed precision (LoopConfig.amp)")
     parser.add_argument("--prefetch", type=int, default=2, help="batches prepared ahead (0: none)")
+    parser.add_argument(
+        "--in-memory-mib",
+        type=int,
+        help="standardise splits up to this size into memory ($MSABENCH_IN_MEMORY_MIB; 0 = keep "
+        "them memory-mapped, as full-size MOSEI is; default: the harness's 1024)",
+    )
     parser.add_argument("--store", type=Path, help="(internal) the store to measure")
     parser.add_argument("--one", help="(internal) measure this method in this process")
     args = parser.parse_args()
@@ -181,15 +195,18 @@ def main() -> None:
             "| method | batch | train samples/s | eval samples/s | loading share of a step "
             "| waiting for batches, share of a step "
             "| peak RSS (MiB) | anon RSS at end (MiB) | peak GPU memory (MiB) | parameters "
-            "| threads | device |"
+            "| threads | device | features |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        env = dict(os.environ)
+        if args.in_memory_mib is not None:
+            env["MSABENCH_IN_MEMORY_MIB"] = str(args.in_memory_mib)
         for method in args.methods:
             command = [sys.executable, __file__, "--store", str(store), "--one", method]
             for flag in ("shape", "scale", "epochs", "threads", "batch_size", "device", "prefetch"):
                 command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
             command += ["--amp"] if args.amp else []
-            done = subprocess.run(command, capture_output=True, text=True)
+            done = subprocess.run(command, capture_output=True, text=True, env=env)
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 print(f"| {method} | failed (exit {done.returncode}): {last} |", flush=True)
@@ -201,7 +218,8 @@ def main() -> None:
                 f"{row['wait_share'] * 100:.1f}% | "
                 f"{row['peak_rss_mib']:.0f} | {row['rss_anon_mib']:.0f} | "
                 f"{row['gpu_peak_mib']:.0f} | {row['parameters'] / 1e3:.0f}k | "
-                f"{row['threads']} | {row['device']}{' amp' if args.amp else ''} |",
+                f"{row['threads']} | {row['device']}{' amp' if args.amp else ''} | "
+                f"{row['features']} |",
                 flush=True,
             )
 

@@ -68,3 +68,62 @@ def test_study_storage_persists_between_runs() -> None:
     entry = STAGES["tune"]["outs"][1]
     options = next(iter(entry.values()))
     assert options["persist"] is True
+
+
+# Modules a tune or train stage imports that cannot change its numbers: configuration, paths,
+# errors, logging to MLflow, provenance, atomic writes, checkpoint files, record types, the
+# store's manifest and validation, and the fetch-only readers (a lazy import in pipeline.py).
+NUMERICALLY_NEUTRAL = {
+    "harness.checkpoints",
+    "harness.config",
+    "harness.data.sources",
+    "harness.data.split_arrays",
+    "harness.data.store",
+    "harness.errors",
+    "harness.io_utils",
+    "harness.paths",
+    "harness.provenance",
+    "harness.records",
+    "harness.registry",
+    "harness.tracking",
+}
+# what each stage runs: (entry modules, imported modules it never calls)
+STAGE_CODE = {
+    "tune": (("harness.pipeline", "harness.tuning"), {"harness.seed_runs", "harness.workers"}),
+    "train": (("harness.pipeline",), {"harness.tuning", "harness.study_storage"}),
+}
+
+
+def _harness_imports(module: str) -> set[str]:
+    """harness.* modules imported anywhere in `module`'s source (function-level imports too)."""
+    import ast
+
+    tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("harness"))
+    return {m for m in found if (REPO / (m.replace(".", "/") + ".py")).is_file()}
+
+
+def _reached(entries: tuple[str, ...], skipped: set[str]) -> set[str]:
+    reached, frontier = set(), list(entries)
+    while frontier:
+        module = frontier.pop()
+        if module in reached or module in skipped:
+            continue
+        reached.add(module)
+        frontier.extend(_harness_imports(module))
+    return reached
+
+
+def test_tune_and_train_stages_list_every_module_that_can_change_their_numbers() -> None:
+    for stage, (entries, unused) in STAGE_CODE.items():
+        deps = [d for d in STAGES[stage]["deps"] if d.startswith("harness")]
+        for module in sorted(_reached(entries, unused | NUMERICALLY_NEUTRAL)):
+            path = module.replace(".", "/") + ".py"
+            covered = any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+            assert covered, f"dvc.yaml: stage {stage} does not list {path} in deps"

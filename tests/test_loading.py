@@ -10,6 +10,8 @@ import torch
 
 from harness.data.loading import (
     Standardizer,
+    feature_bytes,
+    in_memory_budget,
     iterate_batches,
     load_dataset,
     load_split,
@@ -20,7 +22,7 @@ from harness.data.loading import (
 from harness.data.store import MANIFEST_NAME, write_store
 from harness.data.synthetic import SyntheticConfig, generate, write_synthetic_store
 from harness.data.types import MODALITIES, SPLITS, SplitData
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError
 
 SMALL = SyntheticConfig(
     n_train=50,
@@ -136,7 +138,7 @@ def test_load_dataset(store_dir):
     whole = take_batch(splits["train"], torch.arange(len(splits["train"])))  # scaled lazily
     real = whole.features["audio"][whole.mask("audio")]
     assert real.mean().abs() < 1e-4 and (real.std(0, unbiased=False) - 1).abs().max() < 1e-4
-    assert splits["train"].scale is not None  # the mapped features themselves are untouched
+    assert splits["train"].scale is None  # small: standardised once, into memory
     _, some = load_dataset(store_dir, splits=("train", "valid"))
     assert sorted(some) == ["train", "valid"]
     assert torch.equal(some["valid"].features["text"], splits["valid"].features["text"])
@@ -144,6 +146,33 @@ def test_load_dataset(store_dir):
         load_dataset(store_dir, splits=("test",))
     _, raw = load_dataset(store_dir, standardize=False)
     assert torch.equal(raw["test"].features["text"], load_split(store_dir, "test").features["text"])
+
+
+def test_in_memory_and_memory_mapped_standardising_give_identical_batches(store_dir):
+    _, in_memory = load_dataset(store_dir)
+    _, mapped = load_dataset(store_dir, in_memory_bytes=feature_bytes(in_memory["train"]))
+    for name, split in mapped.items():  # over the budget: scaled batch by batch
+        assert split.scale is not None and in_memory[name].scale is None
+        assert torch.equal(split.features["text"], load_split(store_dir, name).features["text"])
+    generator = torch.Generator().manual_seed(0)
+    for name in SPLITS:
+        order = torch.randperm(len(mapped[name]), generator=generator)
+        for start in range(0, len(order), 16):
+            index = order[start : start + 16]
+            a, b = take_batch(in_memory[name], index), take_batch(mapped[name], index)
+            for m in MODALITIES:
+                assert torch.equal(a.features[m], b.features[m]), (name, m)
+
+
+def test_in_memory_budget_comes_from_the_environment(store_dir, monkeypatch):
+    monkeypatch.setenv("MSABENCH_IN_MEMORY_MIB", "0")
+    assert in_memory_budget() == 0
+    assert all(split.scale is not None for split in load_dataset(store_dir)[1].values())
+    monkeypatch.setenv("MSABENCH_IN_MEMORY_MIB", "2048")
+    assert in_memory_budget() == 2 << 30
+    monkeypatch.setenv("MSABENCH_IN_MEMORY_MIB", "1.5g")
+    with pytest.raises(ConfigError, match=r"MSABENCH_IN_MEMORY_MIB: got '1.5g', expected a whole"):
+        load_dataset(store_dir)
 
 
 def test_num_batches():

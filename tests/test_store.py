@@ -10,10 +10,10 @@ import pytest
 
 import harness.data.store as store
 from harness.data.loading import read_split_arrays
+from harness.data.split_arrays import SplitArrays
 from harness.data.store import (
     FORMAT_VERSION,
     MANIFEST_NAME,
-    SplitArrays,
     read_extras,
     read_manifest,
     verify_store,

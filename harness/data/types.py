@@ -13,6 +13,7 @@ import torch
 MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 DATASET_KINDS: tuple[str, ...] = ("mosi", "sims")  # MOSI/MOSEI metrics vs CH-SIMS metrics
+LABEL_RANGES: dict[str, tuple[float, float]] = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.data.store import SplitArrays
+from harness.data.split_arrays import SplitArrays
 from harness.registry import Registry
 
 Reader = Callable[[Path, Mapping[str, Any]], dict[str, SplitArrays]]

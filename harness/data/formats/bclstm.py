@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from harness.data.formats import FORMATS
-from harness.data.store import SplitArrays
+from harness.data.split_arrays import SplitArrays
 from harness.data.types import SPLITS
 from harness.errors import ConfigError, DataError
 

@@ -36,8 +36,8 @@ import numpy as np
 
 from harness.data.formats import FORMATS
 from harness.data.safe_pickle import safe_load
-from harness.data.store import LABEL_RANGES, SplitArrays
-from harness.data.types import MODALITIES, SPLITS
+from harness.data.split_arrays import SplitArrays
+from harness.data.types import LABEL_RANGES, MODALITIES, SPLITS
 from harness.errors import ConfigError, DataError
 
 LOG = logging.getLogger("msabench")

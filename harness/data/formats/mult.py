@@ -39,7 +39,7 @@ from harness.data.formats.mmsa import (
     to_ids,
     to_labels,
 )
-from harness.data.store import SplitArrays
+from harness.data.split_arrays import SplitArrays
 from harness.data.types import MODALITIES
 
 MULT_KEYS = ("labels", "id", "text", "audio", "vision")

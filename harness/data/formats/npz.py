@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.formats import FORMATS
-from harness.data.store import SplitArrays
+from harness.data.split_arrays import SplitArrays
 from harness.data.types import MODALITIES, SPLITS
 from harness.errors import DataError
 

@@ -1,0 +1,155 @@
+"""One split as numpy arrays (what a dataset reader produces) and the checks every split must
+pass before it is written to the feature store (harness/data/store.py).
+
+Shapes: N samples in a split, T_m padded length and D_m feature dimension of modality m. Each check
+raises a one-line DataError naming the split, key, row and what was expected."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.data.types import LABEL_RANGES, MODALITIES, SPLITS
+from harness.errors import DataError
+
+_CHECK_CHUNK = 1 << 24  # elements validated at a time (bounds memory for multi-GB splits)
+_EXTRA_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """One split as numpy arrays: features[m] (N, T_m, D_m) float32 with zeros at t >= lengths[m],
+    lengths[m] (N,) int64 in [1, T_m], labels (N,) float32, ids (N,) unicode."""
+
+    features: dict[str, np.ndarray]
+    lengths: dict[str, np.ndarray]
+    labels: np.ndarray
+    ids: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to_npz_arrays(self) -> dict[str, np.ndarray]:
+        """The key -> array map stored in `<split>.npz`."""
+        arrays = {"labels": self.labels, "ids": self.ids}
+        for m, x in self.features.items():
+            arrays[m] = x
+            arrays[f"{m}_lengths"] = self.lengths[m]
+        return arrays
+
+
+def check_array(where: str, key: str, array: Any, dtype: str, shape: tuple[Any, ...]) -> None:
+    """`shape` holds ints (exact) or names (any size); dtype "U" means any unicode width."""
+    ok = isinstance(array, np.ndarray) and array.ndim == len(shape)
+    if ok:
+        ok = array.dtype.kind == "U" if dtype == "U" else array.dtype == np.dtype(dtype)
+        ok = ok and all(
+            isinstance(s, str) or s == a for s, a in zip(shape, array.shape, strict=True)
+        )
+    if not ok:
+        wanted = "unicode" if dtype == "U" else dtype
+        shape_text = "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        is_array = isinstance(array, np.ndarray)
+        got = f"{array.dtype} array of shape {array.shape}" if is_array else type(array).__name__
+        raise DataError(
+            f"{where}: key '{key}' expected a {wanted} array of shape {shape_text}, got {got}"
+        )
+
+
+def _first_bad_row(bad: np.ndarray) -> int:
+    """Row index of the first True in `bad` (N, ...)."""
+    return int(np.argwhere(bad)[0][0])
+
+
+def _check_modality(split: str, m: str, x: Any, lengths: Any, n: int) -> None:
+    check_array(f"split '{split}'", m, x, "float32", (n, "T", "D"))
+    max_len = x.shape[1]
+    check_array(f"split '{split}'", f"{m}_lengths", lengths, "int64", (n,))
+    bad = (lengths < 1) | (lengths > max_len)
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise DataError(
+            f"split '{split}': key '{m}_lengths' value {int(lengths[row])} at row {row} "
+            f"outside [1, {max_len}]"
+        )
+    rows = max(1, _CHECK_CHUNK // max(1, x.shape[1] * x.shape[2]))  # bounded temporaries
+    for start in range(0, n, rows):
+        chunk, chunk_lengths = x[start : start + rows], lengths[start : start + rows]
+        finite = np.isfinite(chunk).all(axis=(1, 2))
+        if not finite.all():
+            row = start + _first_bad_row(~finite)
+            raise DataError(f"split '{split}': key '{m}' has a non-finite value at row {row}")
+        padding = np.arange(max_len)[None, :] >= chunk_lengths[:, None]  # (rows, T)
+        nonzero = (chunk != 0).any(axis=2) & padding
+        if nonzero.any():
+            row = start + _first_bad_row(nonzero)
+            raise DataError(
+                f"split '{split}': key '{m}' has nonzero padding at row {row} "
+                f"(expected zeros at t >= length {int(lengths[row])})"
+            )
+
+
+def _check_split(split: str, arrays: SplitArrays, kind: str) -> None:
+    if not isinstance(arrays, SplitArrays):
+        raise DataError(f"split '{split}': expected SplitArrays, got {type(arrays).__name__}")
+    where = f"split '{split}'"
+    check_array(where, "labels", arrays.labels, "float32", ("N",))
+    n = arrays.n
+    if n < 1:
+        raise DataError(f"{where}: key 'labels' is empty; expected at least one sample")
+    check_array(where, "ids", arrays.ids, "U", (n,))
+    modalities = set(arrays.features)
+    if not modalities or not modalities <= set(MODALITIES) or modalities != set(arrays.lengths):
+        raise DataError(
+            f"split '{split}': modalities {sorted(arrays.features)} with lengths for "
+            f"{sorted(arrays.lengths)}; expected a non-empty subset of {list(MODALITIES)} in both"
+        )
+    for m in arrays.features:
+        _check_modality(split, m, arrays.features[m], arrays.lengths[m], n)
+    low, high = LABEL_RANGES[kind]
+    bad = ~np.isfinite(arrays.labels) | (arrays.labels < low) | (arrays.labels > high)
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise DataError(
+            f"split '{split}': key 'labels' value {arrays.labels[row]} at row {row} "
+            f"outside [{low}, {high}] (kind '{kind}')"
+        )
+    if len(np.unique(arrays.ids)) != n:
+        raise DataError(f"split '{split}': key 'ids' has duplicate ids; expected unique ids")
+
+
+def check_splits(splits: dict[str, SplitArrays], kind: str) -> None:
+    """Every split valid, same modalities and (T_m, D_m) across splits, ids disjoint."""
+    if not isinstance(splits, dict) or sorted(splits) != sorted(SPLITS):
+        names = sorted(splits) if isinstance(splits, dict) else type(splits).__name__
+        raise DataError(f"splits: got {names}, expected exactly {list(SPLITS)}")
+    for name in SPLITS:
+        _check_split(name, splits[name], kind)
+    first = {m: x.shape[1:] for m, x in splits[SPLITS[0]].features.items()}
+    for name in SPLITS[1:]:
+        shapes = {m: x.shape[1:] for m, x in splits[name].features.items()}
+        if shapes != first:
+            raise DataError(
+                f"split '{name}': (T_m, D_m) per modality {shapes} differ from split "
+                f"'{SPLITS[0]}' {first}; modalities and shapes must agree across splits"
+            )
+    all_ids = np.concatenate([splits[name].ids for name in SPLITS])
+    if len(np.unique(all_ids)) != len(all_ids):
+        raise DataError("splits: key 'ids' repeats across splits; expected disjoint splits")
+
+
+def check_extras(extras: dict[str, dict[str, np.ndarray]]) -> None:
+    for name, arrays in extras.items():
+        if (
+            not isinstance(name, str)
+            or not _EXTRA_NAME.match(name)
+            or name in (*SPLITS, "manifest")
+        ):
+            raise DataError(f"extras: name {name!r} invalid; expected [A-Za-z0-9_.-], not a split")
+        for key, array in arrays.items():
+            if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+                raise DataError(f"extras '{name}': key '{key}' expected a numeric or string array")
