@@ -15,25 +15,13 @@ B = batch, T_m = steps of modality m, d = model_dim, l = num_queries, M = 3 moda
    L_aux = E * sum_e f_e P_e (f_e: share of top-k assignments, P_e: mean probability; 1 when
    balanced) is averaged over modalities. `use_moq: false` (ablation "w/o MoQ") replaces it by
    the masked mean of the projected sequence (one token).
-2. Factorized Task-Relevant Encoder (FTRE), token-wise MLPs per modality: shared x^s and unique
-   x^u encoders; a decoder rebuilds the MoQ tokens from [x^s; x^u] (L_recon, MSE); task encoders
-   give x^str = T^s(x^s) and x^utr = T^u(x^u); label-shared and label-unique task encoders embed
-   the label, Y^str and Y^utr (B, d). On token means (B, d):
-     I_sha = mean over pairs of InfoNCE(x^s_i; x^s_j)              maximised (`use_sha`)
-     I_uni = mean over pairs of NCE-CLUB(x^u_i; x^u_j)             minimised
-     I_str = mean over pairs of conditional NCE-CLUB(x^str_i; x^str_j | Y^str)  minimised
-     I_utr = mean over modalities of InfoNCE(x^utr_m; Y^utr)      maximised (with I_str:
-                                                                   `use_task_mi`)
-     L_MI  = -I_sha + I_uni + L_recon + I_str - I_utr.
-   The InfoNCE critics train with the model (a lower bound is maximised jointly, as in FactorCL);
-   the NCE-CLUB critics train in `extra_step` with their own Adam on detached features (FactorCL)
-   and are read with frozen parameters in the main loss. The label encoders see labels only in
-   the loss: predictions never depend on the label.
-   `factorization: misa` (ablation "FTRE replaced by MISA"): MISA's shared encoder (one for all
-   modalities) and private encoders (Linear + Sigmoid), CMD between shared parts, difference loss
-   between shared and private parts and between private pairs, reconstruction; the feature sets are
-   the shared and private tokens. `factorization: none` ("w/o FTRE"): the MoQ tokens go straight
-   to the fusion (three feature sets, no L_MI).
+2. Factorized Task-Relevant Encoder (FTRE), token-wise MLPs per modality: shared x^s, unique x^u,
+   task-relevant x^str = T^s(x^s), x^utr = T^u(x^u), a decoder (L_recon) and label encoders used
+   only in the loss; L_MI = -I_sha + I_uni + L_recon + I_str - I_utr (InfoNCE lower bounds,
+   NCE-CLUB upper bounds whose critics train in `extra_step`). `factorization: misa` (ablation
+   "FTRE replaced by MISA") uses MISA's shared/private split instead; `factorization: none`
+   ("w/o FTRE") sends the MoQ tokens straight to the fusion (three feature sets, no L_MI).
+   Details, shapes and estimators: `methods.common.factorization`.
 3. Fusion: the six token sets (x^str, x^utr per modality; l tokens each) with a learned embedding
    per set, behind three learned [CLS] tokens (one per modality), go through a pre-norm
    Transformer encoder. Each modality's [CLS] output feeds a unimodal head (L_UP, mean over
@@ -56,16 +44,13 @@ tuned (the defaults below are our starting point, not the paper's).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import combinations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.conditional_mi import ConditionalNCECLUB
 from methods.common.contrastive import (
     ClassQueue,
     num_sentiment_classes,
@@ -73,16 +58,12 @@ from methods.common.contrastive import (
     supervised_contrastive,
 )
 from methods.common.encoders import BoundedRegressionHead, masked_mean
+from methods.common.factorization import FACTORIZATIONS, MODALITIES, FactorizationMixin
 from methods.common.losses import task_loss
-from methods.common.mi_estimators import NCECLUB, InfoNCE, estimator_step, frozen_call, mlp
 from methods.common.qformer import MixtureOfQFormers
-from methods.common.similarity import cmd, difference_loss
 from methods.common.transformer import safe_mask, sinusoidal_positions
 from methods.search_space import Choice, FloatRange
 
-MODALITIES = ("text", "audio", "vision")
-PAIRS = tuple(combinations(MODALITIES, 2))
-FACTORIZATIONS = ("ftre", "misa", "none")
 CONTRASTIVE = ("accon", "supcon")
 
 
@@ -147,7 +128,7 @@ def _check(hp: FINEHparams) -> None:
 
 
 @register_method("fine")
-class FINE(MsaMethod):
+class FINE(FactorizationMixin, MsaMethod):
     """FINE. Outputs: prediction (B,), unimodal predictions pred_<m> (B,), fused (B, 3d),
     tokens_<m> (B, l, d), and per modality the pooled factors shared_<m>, unique_<m>,
     task_shared_<m>, task_unique_<m> (B, d) (FTRE), or shared_<m>/private_<m> (MISA variant)."""
@@ -210,48 +191,9 @@ class FINE(MsaMethod):
         if hp.use_dcq:
             self.contrast_projection = nn.Linear(3 * d, d)
             self.queue = ClassQueue(num_sentiment_classes(spec.kind), hp.queue_size, d)
-        estimators = self.estimator_parameters()
-        self._estimator_optimizer = (
-            torch.optim.Adam(estimators, lr=hp.critic_learning_rate) if estimators else None
-        )
-
-    def _build_factorization(self, hp: FINEHparams, d: int) -> None:
-        def per_modality(build) -> nn.ModuleDict:
-            return nn.ModuleDict({m: build() for m in MODALITIES})
-
-        pair_names = [f"{a}_{b}" for a, b in PAIRS]
-        if hp.factorization == "ftre":
-            self.shared_encoders = per_modality(lambda: mlp(d, d, d))
-            self.unique_encoders = per_modality(lambda: mlp(d, d, d))
-            self.decoders = per_modality(lambda: mlp(2 * d, d, d))
-            self.task_shared = per_modality(lambda: mlp(d, d, d))
-            self.task_unique = per_modality(lambda: mlp(d, d, d))
-            self.label_shared = mlp(1, d, d)
-            self.label_unique = mlp(1, d, d)
-            h = hp.critic_hidden
-            self.uni_estimators = nn.ModuleDict({p: NCECLUB(d, d, h) for p in pair_names})
-            if hp.use_sha:
-                self.sha_critics = nn.ModuleDict({p: InfoNCE(d, d, h) for p in pair_names})
-            if hp.use_task_mi:
-                self.utr_critics = per_modality(lambda: InfoNCE(d, d, h))
-                self.str_estimators = nn.ModuleDict(
-                    {p: ConditionalNCECLUB(d, d, d, h) for p in pair_names}
-                )
-        elif hp.factorization == "misa":
-            self.misa_shared = nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
-            self.misa_private = per_modality(lambda: nn.Sequential(nn.Linear(d, d), nn.Sigmoid()))
-            self.decoders = per_modality(lambda: nn.Linear(d, d))
+        self._estimator_optimizer = self._build_estimator_optimizer()
 
     # -- parameters ------------------------------------------------------------------------------
-    def estimator_parameters(self) -> list[nn.Parameter]:
-        """The NCE-CLUB critics (I_uni, I_str): trained only by their own optimiser."""
-        if self.hparams.factorization != "ftre":
-            return []
-        modules = [self.uni_estimators]
-        if self.hparams.use_task_mi:
-            modules.append(self.str_estimators)
-        return [p for module in modules for p in module.parameters()]
-
     def parameter_groups(self) -> list[dict]:
         excluded = {id(p) for p in self.estimator_parameters()}
         main = [p for p in self.parameters() if p.requires_grad and id(p) not in excluded]
@@ -264,15 +206,7 @@ class FINE(MsaMethod):
             weights["cl"] = hp.lambda_cl
         if hp.use_moq:
             weights["aux"] = hp.lambda_aux
-        if hp.factorization == "ftre":
-            weights |= {"uni": hp.beta_mi, "recon": hp.beta_mi}
-            if hp.use_sha:
-                weights["sha"] = hp.beta_mi
-            if hp.use_task_mi:
-                weights |= {"str": hp.beta_mi, "utr": hp.beta_mi}
-        elif hp.factorization == "misa":
-            weights |= {"cmd": hp.beta_mi, "diff": hp.beta_mi, "recon": hp.beta_mi}
-        return weights
+        return weights | self.factorization_weights()
 
     # -- model -----------------------------------------------------------------------------------
     def compress(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -292,31 +226,6 @@ class FINE(MsaMethod):
                 tokens[m] = self.pooled_norm(masked_mean(h, safe_mask(mask))).unsqueeze(1)
         aux = torch.stack(balance).mean() if balance else tokens["text"].new_zeros(())
         return tokens, aux
-
-    def factorize(self, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Token-wise factors {name_<m>: (B, l, d)} of the chosen factorization."""
-        hp, out = self.hparams, {}
-        for m in MODALITIES:
-            x = tokens[m]
-            if hp.factorization == "ftre":
-                shared, unique = self.shared_encoders[m](x), self.unique_encoders[m](x)
-                out[f"shared_{m}"], out[f"unique_{m}"] = shared, unique
-                out[f"task_shared_{m}"] = self.task_shared[m](shared)
-                out[f"task_unique_{m}"] = self.task_unique[m](unique)
-            elif hp.factorization == "misa":
-                out[f"shared_{m}"] = self.misa_shared(x)
-                out[f"private_{m}"] = self.misa_private[m](x)
-        return out
-
-    def feature_sets(self, tokens: dict, factors: dict) -> list[torch.Tensor]:
-        hp = self.hparams
-        if hp.factorization == "ftre":
-            names = ("task_shared", "task_unique")
-        elif hp.factorization == "misa":
-            names = ("shared", "private")
-        else:
-            return [tokens[m] for m in MODALITIES]
-        return [factors[f"{name}_{m}"] for m in MODALITIES for name in names]
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         tokens, aux = self.compress(batch)
@@ -338,79 +247,6 @@ class FINE(MsaMethod):
         # pooled factors (B, d): what the MI terms, the probes and the analyses read
         outputs.update({name: value.mean(dim=1) for name, value in factors.items()})
         return outputs
-
-    def _reconstruction(self, tokens: dict, factors: dict) -> torch.Tensor:
-        """Mean over modalities of the token-wise MSE of the decoder's rebuild of the MoQ tokens
-        from [shared; unique] (FTRE) or shared + private (MISA); 0 without factorization."""
-        hp = self.hparams
-        if hp.factorization == "none":
-            return tokens["text"].new_zeros(())
-        losses = []
-        for m in MODALITIES:
-            if hp.factorization == "ftre":
-                rebuilt = self.decoders[m](
-                    torch.cat([factors[f"shared_{m}"], factors[f"unique_{m}"]], dim=-1)
-                )
-            else:
-                rebuilt = self.decoders[m](factors[f"shared_{m}"] + factors[f"private_{m}"])
-            losses.append(F.mse_loss(rebuilt, tokens[m]))
-        return torch.stack(losses).mean()
-
-    # -- losses ----------------------------------------------------------------------------------
-    def _label_inputs(self, labels: torch.Tensor) -> torch.Tensor:
-        """Labels scaled into [-1, 1]: (B,) -> (B, 1), the label encoders' input."""
-        return (labels.to(torch.float32) / (self.label_span / 2)).unsqueeze(-1)
-
-    def _pair_mean(self, estimate, outputs: dict, name: str, *condition) -> torch.Tensor:
-        return torch.stack(
-            [
-                estimate(f"{a}_{b}", outputs[f"{name}_{a}"], outputs[f"{name}_{b}"], *condition)
-                for a, b in PAIRS
-            ]
-        ).mean()
-
-    def _ftre_terms(self, batch: Batch, outputs: dict) -> dict[str, torch.Tensor]:
-        hp, beta, terms = self.hparams, self.hparams.beta_mi, {}
-        if hp.use_sha:
-            sha = self._pair_mean(lambda p, x, y: self.sha_critics[p](x, y), outputs, "shared")
-            terms["sha"] = -beta * sha
-        uni = self._pair_mean(
-            lambda p, x, y: frozen_call(self.uni_estimators[p], x, y), outputs, "unique"
-        )
-        terms["uni"] = beta * uni
-        terms["recon"] = beta * outputs["recon"]
-        if hp.use_task_mi:
-            y = self._label_inputs(batch.labels)
-            y_shared, y_unique = self.label_shared(y), self.label_unique(y)
-            strength = self._pair_mean(
-                lambda p, x, z, c: frozen_call(self.str_estimators[p], x, z, c),
-                outputs,
-                "task_shared",
-                y_shared,
-            )
-            terms["str"] = beta * strength
-            utr = torch.stack(
-                [self.utr_critics[m](outputs[f"task_unique_{m}"], y_unique) for m in MODALITIES]
-            ).mean()
-            terms["utr"] = -beta * utr
-        return terms
-
-    def _misa_terms(self, outputs: dict) -> dict[str, torch.Tensor]:
-        hp, beta = self.hparams, self.hparams.beta_mi
-        shared = [outputs[f"shared_{m}"] for m in MODALITIES]
-        private = [outputs[f"private_{m}"] for m in MODALITIES]
-        similarity = torch.stack(
-            [cmd(a, b, hp.cmd_moments) for a, b in combinations(shared, 2)]
-        ).mean()
-        difference = torch.stack(
-            [difference_loss(s, p) for s, p in zip(shared, private, strict=True)]
-            + [difference_loss(a, b) for a, b in combinations(private, 2)]
-        ).sum()
-        return {
-            "cmd": beta * similarity,
-            "diff": beta * difference,
-            "recon": beta * outputs["recon"],
-        }
 
     def _contrastive(self, batch: Batch, outputs: dict) -> torch.Tensor:
         """DCQ: the batch's projected fused features against batch and queue; the queue then
@@ -441,10 +277,7 @@ class FINE(MsaMethod):
         if "aux" in weights and hp.lambda_aux > 0:
             terms["aux"] = hp.lambda_aux * outputs["aux"]
         if hp.beta_mi > 0:
-            if hp.factorization == "ftre":
-                terms.update(self._ftre_terms(batch, outputs))
-            elif hp.factorization == "misa":
-                terms.update(self._misa_terms(outputs))
+            terms.update(self.factorization_terms(batch, outputs))
         return terms
 
     def extra_step(self, batch: Batch) -> dict[str, float]:
@@ -453,17 +286,5 @@ class FINE(MsaMethod):
         if self._estimator_optimizer is None or self.hparams.beta_mi == 0:
             return {}
         with torch.no_grad():
-            factors = self.factorize(self.compress(batch)[0])
-            pooled = {name: value.mean(dim=1) for name, value in factors.items()}
-            y_shared = self.label_shared(self._label_inputs(batch.labels))
-        loss = self._pair_mean(
-            lambda p, x, y: self.uni_estimators[p].learning_loss(x, y), pooled, "unique"
-        )
-        if self.hparams.use_task_mi:
-            loss = loss + self._pair_mean(
-                lambda p, x, z, c: self.str_estimators[p].learning_loss(x, z, c),
-                pooled,
-                "task_shared",
-                y_shared,
-            )
-        return {"critic_loss": estimator_step(self._estimator_optimizer, loss)}
+            tokens = self.compress(batch)[0]
+        return self.critic_step(self._estimator_optimizer, tokens, batch.labels)
