@@ -66,7 +66,6 @@ def make_store(directory: Path, shape: str, scale: float) -> None:
 
 def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     """In this (fresh) process: time one method; returns the row's numbers."""
-    import resource
 
     import torch
 
@@ -112,9 +111,10 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     predict(model, train, config.eval_batch_size, device)
     eval_s = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mib("VmHWM")  # this process's own peak (ru_maxrss would include the
+    # parent's resident memory at fork: the parent builds the store, 1.5 GB for MOSI)
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else math.nan
-    anon = _rss_anon_mib()
+    anon = _status_mib("RssAnon")
     return {
         "method": method,
         "batch": hparams.batch_size,
@@ -156,9 +156,10 @@ def _time_waits_for_batches() -> list[float]:
     return waits
 
 
-def _rss_anon_mib() -> float:
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (VmHWM: peak resident; RssAnon: heap now), in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
