@@ -30,6 +30,7 @@ from harness.tracking import (
     log_json_artifact,
     log_params,
     log_text_artifact,
+    set_tags,
 )
 from harness.training import LoopConfig
 from harness.tuning import TuningJob, run_study, write_best_params
@@ -252,7 +253,9 @@ def _track_seed(tracker: Tracker, resolved: dict, task: SeedTask, test, produce)
             best_epoch=outcome.best_epoch,
             epochs_run=outcome.epochs_run,
             device=outcome.device,
+            hardware=outcome.hardware,
         )
+        set_tags({f"msabench.{k}": v for k, v in outcome.hardware.items()})
         log_final(outcome.test_metrics, prefix="test_")
         log_final(outcome.best_valid, prefix="best_valid_")
         log_final({"best_epoch": outcome.best_epoch, "wall_time_s": record.wall_time_s}, "")

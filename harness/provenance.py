@@ -1,9 +1,10 @@
-"""Facts recorded with every run: git commit, package versions, code hashes."""
+"""Facts recorded with every run: git commit, package versions, the hardware, code hashes."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +39,44 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"); from /proc/cpuinfo
+    on Linux, else `platform.processor()`; "unknown" when neither says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Processor") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def hardware_facts(device: str) -> dict[str, str]:
+    """Where a run's numbers were computed, as strings (for the run record and MLflow tags):
+    the CPU model, the vector instruction set torch's CPU kernels use (`AVX2`, `AVX512`, ...),
+    the OS and machine, and for a CUDA `device` the GPU's name and the CUDA and cuDNN versions.
+
+    CPU results are bitwise repeatable only on the same instruction set (and thread count and
+    software): float sums are ordered by the vector width, and on CPUs without AVX-512 torch and
+    MKL take other kernels (README, "What is and is not bitwise reproducible")."""
+    import torch
+
+    facts = {
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index
+        facts["gpu"] = torch.cuda.get_device_name(index if index is not None else 0)
+        facts["cuda"] = str(torch.version.cuda)
+        facts["cudnn"] = str(torch.backends.cudnn.version())
+    return facts
 
 
 def source_hash(*modules: object) -> str:

@@ -30,6 +30,9 @@ class RunResult:
     best_epoch: int
     epochs_run: int
     device: str
+    # where the numbers were computed (`provenance.hardware_facts`): cpu, cpu_capability, os,
+    # and gpu/cuda/cudnn on CUDA; empty in records written before it was kept
+    hardware: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

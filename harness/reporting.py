@@ -31,6 +31,7 @@ __all__ = [
     "format_cell",
     "frame_to_csv",
     "latex_escape",
+    "provenance_note",
     "read_comparison_csv",
     "render_latex",
     "render_markdown",
@@ -260,6 +261,38 @@ def render_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(sections)
 
 
+def provenance_note(records: list[RunResult]) -> str:
+    """The paragraph under a Markdown table saying where its runs were computed: the code
+    commit, the device, the CPU and the instruction set of torch's CPU kernels, torch's version.
+    Runs from more than one such setup are listed by setup with their methods: their numbers
+    are not bitwise comparable (a float sum's order follows the vector width), and a tuning
+    study can amplify a last-bit difference into other hyperparameters."""
+    setups: dict[str, set[str]] = {}
+    for record in records:
+        setups.setdefault(_setup(record), set()).add(record.method)
+    if len(setups) == 1:
+        return f"Runs: {next(iter(setups))}."
+    parts = [f"{', '.join(sorted(methods))}: {setup}" for setup, methods in sorted(setups.items())]
+    return (
+        f"Runs from {len(setups)} different setups, so their numbers are not bitwise "
+        f"comparable: {'; '.join(parts)}."
+    )
+
+
+def _setup(record: RunResult) -> str:
+    facts = record.hardware
+    device = record.device
+    if "gpu" in facts:
+        device += f" ({facts['gpu']}, CUDA {facts.get('cuda', '?')})"
+    cpu = (
+        f"{facts['cpu']}, {facts['cpu_capability']} kernels"
+        if "cpu" in facts
+        else "hardware not recorded"
+    )
+    torch_version = record.package_versions.get("torch", "unknown")
+    return f"code {record.git_commit}, {device}, {cpu}, torch {torch_version}"
+
+
 def _align(table: pd.DataFrame) -> tuple[str, ...]:
     return ("left",) + ("right",) * table.shape[1]
 
@@ -386,7 +419,8 @@ def write_comparison(
     frame = compare_dataset(records, kind, settings, predictions)
     dataset = str(frame["dataset"].iloc[0])
     out_dir = Path(out_dir)
-    write_text_atomic(out_dir / f"{dataset}.md", render_markdown(frame))
+    markdown = f"{render_markdown(frame)}\n{provenance_note(records)}\n"
+    write_text_atomic(out_dir / f"{dataset}.md", markdown)
     write_text_atomic(out_dir / f"{dataset}.tex", render_latex(frame))
     write_text_atomic(out_dir / f"{dataset}.csv", frame_to_csv(frame))
     return frame

@@ -22,6 +22,7 @@ import torch
 
 from harness import training
 from harness.data.loading import load_dataset
+from harness.provenance import hardware_facts
 from harness.training import EpochLog, LoopConfig, RunContext
 from harness.workers import map_in_order, worker_threads
 from methods.base import OptimHparams
@@ -50,6 +51,7 @@ class SeedOutcome:
     history: list[EpochLog]
     wall_time_s: float
     device: str  # e.g. "cpu (1 thread)" or "cuda:0": CPU results depend on the thread count
+    hardware: dict[str, str]  # `provenance.hardware_facts` of the process that trained it
     state: dict[str, torch.Tensor]  # the restored best weights (CPU), saved as the checkpoint
 
 
@@ -79,6 +81,7 @@ def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = (
         history=outcome.history,
         wall_time_s=time.perf_counter() - started,
         device=_describe(device),
+        hardware=hardware_facts(str(device)),
         state={k: v.detach().cpu().clone() for k, v in outcome.model.state_dict().items()},
     )
 

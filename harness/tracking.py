@@ -100,6 +100,11 @@ def log_epoch(log: EpochLog, prefix: str = "") -> None:
     mlflow.log_metrics(_floats(values), step=log.epoch)
 
 
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Tags on the active run, set after it started (e.g. facts a worker process reported)."""
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
 def log_final(metrics: Mapping[str, float], prefix: str) -> None:
     mlflow.log_metrics(_floats({f"{prefix}{k}": v for k, v in metrics.items()}))
 

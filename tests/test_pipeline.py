@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -192,6 +193,7 @@ def test_train_writes_records_predictions_and_runs_once(project) -> None:
     record = records[0]
     assert record.split == "test" and set(record.metrics) >= {"acc7", "mae", "corr"}
     assert record.data_hash and record.config_hash and record.package_versions["torch"]
+    assert record.hardware["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     lines = paths.run_predictions("synth", "tfn", 1).read_text().splitlines()
     assert lines[0] == "id,prediction,label" and len(lines) == 25
     runs = _runs(project, "train")
@@ -204,8 +206,10 @@ def test_train_writes_records_predictions_and_runs_once(project) -> None:
         "msabench.data_hash",
         "msabench.config_hash",
         "mlflow.source.git.commit",
+        "msabench.cpu",
     ):
         assert key in tags
+    assert tags["msabench.cpu_capability"] == record.hardware["cpu_capability"]
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     history = client.get_metric_history(runs[0].info.run_id, "valid_mae")
     assert [m.step for m in history] == [1, 2]
