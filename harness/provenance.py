@@ -1,4 +1,5 @@
-"""Facts recorded with every run: git commit, package versions, the hardware, code hashes."""
+"""Facts recorded with every run: git commit, package versions, the hardware, code hashes; and
+the provenance line a comparison table states from its runs' records."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.records import RunResult
 
 PACKAGES = ("msabench", "torch", "numpy", "scipy", "pandas", "scikit-learn", "optuna", "mlflow")
 
@@ -56,7 +63,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def hardware_facts(device: str) -> dict[str, str]:
+def hardware_facts(device: torch.device) -> dict[str, str]:
     """Where a run's numbers were computed, as strings (for the run record and MLflow tags):
     the CPU model, the vector instruction set torch's CPU kernels use (`AVX2`, `AVX512`, ...),
     the OS and machine, and for a CUDA `device` the GPU's name and the CUDA and cuDNN versions.
@@ -71,12 +78,43 @@ def hardware_facts(device: str) -> dict[str, str]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
     }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        index = torch.device(device).index
-        facts["gpu"] = torch.cuda.get_device_name(index if index is not None else 0)
+    if device.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
         facts["cuda"] = str(torch.version.cuda)
         facts["cudnn"] = str(torch.backends.cudnn.version())
     return facts
+
+
+def provenance_note(records: list[RunResult]) -> str:
+    """The paragraph under a Markdown table saying where its runs were computed: the code
+    commit, the device, the CPU and the instruction set of torch's CPU kernels, torch's version.
+    Runs from more than one such setup are listed by setup with their methods: their numbers
+    are not bitwise comparable (a float sum's order follows the vector width), and a tuning
+    study can amplify a last-bit difference into other hyperparameters."""
+    setups: dict[str, set[str]] = {}
+    for record in records:
+        setups.setdefault(_setup(record), set()).add(record.method)
+    if len(setups) == 1:
+        return f"Runs: {next(iter(setups))}."
+    parts = [f"{', '.join(sorted(methods))}: {setup}" for setup, methods in sorted(setups.items())]
+    return (
+        f"Runs from {len(setups)} different setups, so their numbers are not bitwise "
+        f"comparable: {'; '.join(parts)}."
+    )
+
+
+def _setup(record: RunResult) -> str:
+    facts = record.hardware
+    device = record.device
+    if "gpu" in facts:
+        device += f" ({facts['gpu']}, CUDA {facts['cuda']})"
+    cpu = (
+        f"{facts['cpu']}, {facts['cpu_capability']} kernels"
+        if "cpu" in facts
+        else "hardware not recorded"
+    )
+    torch_version = record.package_versions.get("torch", "unknown")
+    return f"code {record.git_commit}, {device}, {cpu}, torch {torch_version}"
 
 
 def source_hash(*modules: object) -> str:

@@ -81,7 +81,7 @@ def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = (
         history=outcome.history,
         wall_time_s=time.perf_counter() - started,
         device=_describe(device),
-        hardware=hardware_facts(str(device)),
+        hardware=hardware_facts(device),
         state={k: v.detach().cpu().clone() for k, v in outcome.model.state_dict().items()},
     )
 

@@ -8,9 +8,8 @@ from dataclasses import replace
 
 import torch
 
-from harness.provenance import cpu_model, hardware_facts
+from harness.provenance import cpu_model, hardware_facts, provenance_note
 from harness.records import RunResult
-from harness.reporting import provenance_note
 
 
 def make_record(method: str, seed: int, metrics: dict[str, float]) -> RunResult:
@@ -23,7 +22,7 @@ def make_record(method: str, seed: int, metrics: dict[str, float]) -> RunResult:
 
 
 def test_hardware_facts_name_the_cpu_and_the_kernels_torch_uses() -> None:
-    facts = hardware_facts("cpu")
+    facts = hardware_facts(torch.device("cpu"))
     assert facts["cpu"] == cpu_model() and facts["cpu"] != ""
     assert facts["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert facts["os"].split()[0] in ("Linux", "Darwin", "Windows")
