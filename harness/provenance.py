@@ -19,15 +19,23 @@ if TYPE_CHECKING:
 PACKAGES = ("msabench", "torch", "numpy", "scipy", "pandas", "scikit-learn", "optuna", "mlflow")
 
 
+# What the pipeline itself writes into tracked files while it runs: `dvc repro` updates dvc.lock
+# after every stage and the DVC metrics under results/ are tracked, so they do not make the code
+# that produced a run "dirty".
+PIPELINE_OUTPUTS = ("dvc.lock", "results")
+
+
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """HEAD's sha, suffixed '-dirty' when tracked files differ; 'unknown' outside git."""
+    """HEAD's sha, suffixed '-dirty' when tracked files other than the pipeline's own outputs
+    (`PIPELINE_OUTPUTS`) differ from it; 'unknown' outside git."""
+    excluded = [f":(top,exclude){path}" for path in PIPELINE_OUTPUTS]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", *excluded],
             capture_output=True,
             text=True,
             check=True,

@@ -68,3 +68,33 @@ def test_records_without_hardware_still_load(tmp_path) -> None:
     path = tmp_path / "seed-1.json"
     path.write_text(json.dumps(payload))
     assert RunResult.load(path).hardware == {}
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_the_pipelines_own_outputs(
+    tmp_path, monkeypatch
+) -> None:
+    import subprocess
+
+    from harness.provenance import git_commit
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    (tmp_path / "results").mkdir()
+    for name in ("dvc.lock", "results/metrics.json", "harness.py"):
+        (tmp_path / name).write_text("0\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "initial")
+    sha = git("rev-parse", "HEAD")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # from a subfolder too
+    check = git_commit.__wrapped__  # uncached
+    (tmp_path / "dvc.lock").write_text("1\n")  # what `dvc repro` writes between stages
+    (tmp_path / "results" / "metrics.json").write_text("1\n")
+    assert check() == sha
+    (tmp_path / "harness.py").write_text("1\n")
+    assert check() == f"{sha}-dirty"
