@@ -27,7 +27,7 @@ import torch
 
 from harness.data.loading import load_dataset
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
-from harness.training import LoopConfig, RunContext, build_model, fit, predict
+from harness.training.loop import LoopConfig, RunContext, build_model, fit, predict
 from methods import METHODS
 
 DEFAULT_METHODS = [

@@ -24,7 +24,7 @@ import torch
 from harness.config import load_params
 from harness.data.loading import load_dataset
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
-from harness.training import LoopConfig, RunContext, build_model, fit
+from harness.training.loop import LoopConfig, RunContext, build_model, fit
 from methods import METHODS
 
 

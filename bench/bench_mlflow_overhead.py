@@ -31,11 +31,11 @@ def main() -> None:
 
     from bench_throughput import make_store
 
-    from harness import pipeline
     from harness.data.loading import load_dataset
-    from harness.seed_runs import SeedTask, run_seed
+    from harness.stages import train as train_stage
     from harness.tracking import Tracker
-    from harness.training import LoopConfig
+    from harness.training.loop import LoopConfig
+    from harness.training.seed_runs import SeedTask, run_seed
     from methods import METHODS
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +61,9 @@ def main() -> None:
         timings = []
         for _ in range(3):  # first, then replacing the run (what a re-run does)
             started = time.perf_counter()
-            pipeline._track_seed(tracker, resolved, task, splits["test"], lambda t, live: outcome)
+            train_stage._track_seed(
+                tracker, resolved, task, splits["test"], lambda t, live: outcome
+            )
             timings.append(time.perf_counter() - started)
     logging_s = min(timings[1:])
     print(

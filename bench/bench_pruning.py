@@ -31,12 +31,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()
 
-    from harness import paths, pipeline
+    from harness import paths
     from harness.config import load_params
     from harness.data.loading import load_dataset
     from harness.data.store import read_manifest
+    from harness.stages import fetch as fetch_stage
     from harness.tracking import Tracker
-    from harness.tuning import TuningJob, run_study
+    from harness.tuning.study import TuningJob, run_study
     from methods import METHODS
 
     base = load_params(args.params.resolve())
@@ -46,7 +47,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
-        pipeline.fetch(base, "synth")
+        fetch_stage.run(base, "synth")
         store = paths.feature_store("synth")
         spec, splits = load_dataset(store, splits=("train", "valid"))
         for method in args.methods:

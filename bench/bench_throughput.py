@@ -69,10 +69,10 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
 
     import torch
 
-    from harness import training
-    from harness.allocator import reuse_freed_memory
     from harness.data.loading import iterate_batches, load_dataset
-    from harness.training import LoopConfig, RunContext, build_model, predict, resolve_device
+    from harness.training import loop as training
+    from harness.training.allocator import reuse_freed_memory
+    from harness.training.loop import LoopConfig, RunContext, build_model, predict, resolve_device
     from methods import METHODS
 
     if args.threads > 0:
@@ -86,7 +86,14 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     model = build_model(cls, hparams, spec, seed=0).to(device)
     optimizer = training._make_optimizer(model)
-    config = LoopConfig(progress=False, device=str(device), amp=args.amp, prefetch=args.prefetch)
+    config = LoopConfig(
+        max_epochs=1,
+        patience=1,
+        progress=False,
+        device=str(device),
+        amp=args.amp,
+        prefetch=args.prefetch,
+    )
     waited = _time_waits_for_batches()
     context = RunContext("bench", method, 0)
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp and device.type == "cuda")
@@ -136,7 +143,7 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
 def _time_waits_for_batches() -> list[float]:
     """Wrap the training loop's batch source so that each wait for the next batch is timed;
     returns the list the waits (s) are appended to."""
-    from harness import training
+    from harness.training import loop as training
 
     waits: list[float] = []
     real = training.prefetch

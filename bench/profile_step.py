@@ -22,11 +22,11 @@ import torch
 from bench_throughput import LENGTHS, SHAPES  # this folder: the MOSI shape, defined once
 from torch.profiler import ProfilerActivity, profile
 
-from harness import training
-from harness.allocator import reuse_freed_memory
 from harness.data.loading import load_dataset
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
-from harness.training import LoopConfig, RunContext, build_model, resolve_device
+from harness.training import loop as training
+from harness.training.allocator import reuse_freed_memory
+from harness.training.loop import LoopConfig, RunContext, build_model, resolve_device
 from methods import METHODS
 
 
@@ -59,7 +59,7 @@ def main() -> None:
         device = resolve_device(args.device)
         model = build_model(cls, hparams, spec, seed=0).to(device)
         optimizer = training._make_optimizer(model)
-        config = LoopConfig(progress=False, device=str(device))
+        config = LoopConfig(max_epochs=1, patience=1, progress=False, device=str(device))
         context = RunContext("profile", args.method, 0)
         shuffle = torch.Generator().manual_seed(0)
 

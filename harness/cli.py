@@ -1,14 +1,16 @@
-"""Command line: `msabench {fetch,tune,train,probe,robustness,compare,rank,paper,list}` (or
+"""Command line: `msabench {fetch,tune,train,probe,robustness,compare,rank,paper}` (the DVC
+stages, each a module of harness/stages/), plus `list`, `check` and `profile` (or
 `python -m harness`).
 
-Every DVC stage calls one of these subcommands. User errors print as a single line
-(`msabench: error: ...`) with exit status 2; nothing is left half-written.
+User errors print as a single line (`msabench: error: ...`) with exit status 2; nothing is left
+half-written.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -66,11 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--list", action="store_true", help="list the registered paper tables")
     paper.add_argument("--all", action="store_true", help="every table in params paper.tables")
     sub.add_parser("list", help="registered methods and datasets")
+    sub.add_parser("check", help="check params.yaml, every method's section included")
+    profile = sub.add_parser(
+        "profile", help="check a profile (profiles/NAME.yaml); print or --run its dvc exp run"
+    )
+    profile.add_argument("name", nargs="?", help="profile name (none: list the profiles)")
+    profile.add_argument(
+        "--run", action="store_true", help="run `dvc exp run -S ...` now; after --: its options"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `msabench profile NAME [--run] -- DVC OPTIONS`: what follows -- goes to dvc exp run
+    passed = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     args = build_parser().parse_args(argv)
+    args.dvc_options = passed
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -109,42 +124,89 @@ def _write_error(exc: OSError) -> str:
     )
 
 
+# the stages whose work builds methods: their methods' own checks run before they start
+def _stage_methods(args: argparse.Namespace, params) -> tuple[str, ...]:
+    if args.command in ("tune", "train", "probe"):
+        return (args.method,)
+    if args.command == "robustness":
+        return tuple(params.benchmark.methods)
+    return ()
+
+
 def _dispatch(args: argparse.Namespace) -> int:
-    from harness import evaluation_stages, pipeline, report_stages
+    """Run the command; a stage's module is imported only when that stage runs, so stages that
+    train nothing (compare, rank, paper, list) start without torch."""
     from harness.config import load_params
 
     if args.command == "list":
         return _list(args.params)
     if args.command == "paper" and (args.list or (args.name is None and not args.all)):
         return _list_papers(args.list)
+    if args.command == "profile":
+        return _profile(args)
     params = load_params(args.params)
+    if args.command == "check":
+        return _check(params)
+    if args.command == "tune" and args.worker < 0:
+        raise ConfigError(f"--worker: expected an index >= 0, got {args.worker}")
+    methods = _stage_methods(args, params)
+    if methods:
+        from harness.config.methods import check_methods
+
+        check_methods(params, methods)
+    stage = importlib.import_module(f"harness.stages.{args.command}")
     if args.command == "fetch":
-        pipeline.fetch(params, args.dataset, args.path, args.file_format, args.kind)
+        stage.run(params, args.dataset, args.path, args.file_format, args.kind)
     elif args.command == "tune":
-        if args.worker < 0:
-            raise ConfigError(f"--worker: expected an index >= 0, got {args.worker}")
-        pipeline.tune(params, args.dataset, args.method, args.storage, args.worker)
-    elif args.command == "train":
-        pipeline.train(params, args.dataset, args.method)
-    elif args.command == "probe":
-        evaluation_stages.probe(params, args.dataset, args.method)
+        stage.run(params, args.dataset, args.method, args.storage, args.worker)
+    elif args.command in ("train", "probe"):
+        stage.run(params, args.dataset, args.method)
     elif args.command == "robustness":
-        evaluation_stages.robustness(params, args.dataset)
-    elif args.command == "compare":
-        report_stages.compare(params)
-    elif args.command == "rank":
-        report_stages.rank(params)
+        stage.run(params, args.dataset)
     elif args.command == "paper" and args.all:
-        for path in report_stages.papers(params):
+        for path in stage.run(params):
             print(path)
     elif args.command == "paper":
-        print(report_stages.paper(params, args.name))
+        print(stage.run_one(params, args.name))
+    else:  # compare, rank
+        stage.run(params)
     return 0
 
 
+def _check(params) -> int:
+    """`msabench check`: every section, and every method's own checks of its section."""
+    from harness.config.methods import check_methods
+    from methods import METHOD_MODULES
+
+    check_methods(params, [*params.methods, *params.benchmark.methods])
+    print(
+        f"{params.source}: valid ({len(params.datasets)} datasets, "
+        f"{len(METHOD_MODULES)} methods checked: {', '.join(METHOD_MODULES.names())})"
+    )
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    """`msabench profile [NAME] [--run] [-- DVC OPTIONS]`."""
+    import subprocess
+
+    from harness.config import profiles
+
+    if args.name is None:
+        for name in profiles.profile_names():
+            print(f"  {name:<10} {profiles.load_profile(name).description.splitlines()[0]}")
+        return 0
+    profile = profiles.load_profile(args.name)
+    profiles.profile_params(profile, args.params)
+    command = profiles.dvc_command(profile, tuple(args.dvc_options))
+    if not args.run:
+        print(profiles.shell_line(command))
+        return 0
+    return subprocess.run(command, check=False).returncode
+
+
 def _list_papers(asked: bool) -> int:
-    from harness.errors import ConfigError
-    from harness.paper_tables import paper_table, paper_table_names
+    from harness.papers.tables import paper_table, paper_table_names
 
     if not asked:
         raise ConfigError("paper: give a table name, --all (params paper.tables) or --list")
@@ -155,19 +217,30 @@ def _list_papers(asked: bool) -> int:
 
 
 def _list(params_path: Path) -> int:
+    """Methods (from the catalog: their modules' first docstring line, read without importing
+    them), declared datasets and dataset sources."""
     from harness.config import load_params
-    from harness.data.sources import SOURCES
-    from methods import METHODS
+    from harness.config.datasets import SOURCE_KEYS
+    from methods import METHOD_MODULES
 
     print("methods:")
-    for name in METHODS.names():
-        module = sys.modules[METHODS.get(name).__module__]
-        summary = (module.__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<10} {summary}")
+    for name in METHOD_MODULES.names():
+        print(f"  {name:<10} {_summary(METHOD_MODULES.get(name))}")
     print("datasets (declared in params.yaml):")
     params = load_params(params_path)
     for name, config in sorted(params.datasets.items()):
-        marker = " [benchmark]" if name in params.benchmark_datasets else ""
+        marker = " [benchmark]" if name in params.benchmark.datasets else ""
         print(f"  {name:<10} source={config.source} kind={config.kind}{marker}")
-    print(f"dataset sources: {', '.join(SOURCES.names())}")
+    print(f"dataset sources: {', '.join(SOURCE_KEYS)}")
     return 0
+
+
+def _summary(module: str) -> str:
+    """The first line of a module's docstring, read from its source."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
+    doc = ast.get_docstring(ast.parse(source)) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""

@@ -1,20 +1,17 @@
-"""Facts recorded with every run: git commit, package versions, the hardware, code hashes; and
-the provenance line a comparison table states from its runs' records."""
+"""Facts recorded with every run: the git commit, package versions and the hardware it ran on
+(harness/reports/tables.py states them under each comparison table; harness/code_identity.py
+hashes the code a stage runs)."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import platform
 import subprocess
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
-
-    from harness.records import RunResult
 
 PACKAGES = ("msabench", "torch", "numpy", "scipy", "pandas", "scikit-learn", "optuna", "mlflow")
 
@@ -91,45 +88,3 @@ def hardware_facts(device: torch.device) -> dict[str, str]:
         facts["cuda"] = str(torch.version.cuda)
         facts["cudnn"] = str(torch.backends.cudnn.version())
     return facts
-
-
-def provenance_note(records: list[RunResult]) -> str:
-    """The paragraph under a Markdown table saying where its runs were computed: the code
-    commit, the device, the CPU and the instruction set of torch's CPU kernels, torch's version.
-    Runs from more than one such setup are listed by setup with their methods: their numbers
-    are not bitwise comparable (a float sum's order follows the vector width), and a tuning
-    study can amplify a last-bit difference into other hyperparameters."""
-    setups: dict[str, set[str]] = {}
-    for record in records:
-        setups.setdefault(_setup(record), set()).add(record.method)
-    if len(setups) == 1:
-        return f"Runs: {next(iter(setups))}."
-    parts = [f"{', '.join(sorted(methods))}: {setup}" for setup, methods in sorted(setups.items())]
-    return (
-        f"Runs from {len(setups)} different setups, so their numbers are not bitwise "
-        f"comparable: {'; '.join(parts)}."
-    )
-
-
-def _setup(record: RunResult) -> str:
-    facts = record.hardware
-    device = record.device
-    if "gpu" in facts:
-        device += f" ({facts['gpu']}, CUDA {facts['cuda']})"
-    cpu = (
-        f"{facts['cpu']}, {facts['cpu_capability']} kernels"
-        if "cpu" in facts
-        else "hardware not recorded"
-    )
-    torch_version = record.package_versions.get("torch", "unknown")
-    return f"code {record.git_commit}, {device}, {cpu}, torch {torch_version}"
-
-
-def source_hash(*modules: object) -> str:
-    """sha256 over the source files of the given modules (to key studies to the code)."""
-    digest = hashlib.sha256()
-    for module in modules:
-        path = Path(getattr(module, "__file__", "") or "")
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()

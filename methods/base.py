@@ -30,9 +30,14 @@ METHODS: Registry[type[MsaMethod]] = Registry("method")
 
 
 def register_method(name: str):
-    """Class decorator: `@register_method("tfn")`; sets `cls.name` and registers it once."""
+    """Class decorator: `@register_method("tfn")`; sets `cls.name` and registers it once. The
+    class must live in methods/<name>.py: the catalog (methods/__init__.py) finds a method by
+    its module's name without importing it."""
 
     def decorate(cls: type[MsaMethod]) -> type[MsaMethod]:
+        expected = f"methods.{name}"
+        if cls.__module__ not in (expected, "__main__") and cls.__module__.startswith("methods."):
+            raise ValueError(f"method '{name}' must be defined in {expected}, not {cls.__module__}")
         cls.name = name
         return METHODS.register(name)(cls)
 
@@ -67,8 +72,10 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
     def resolve_hparams(
         cls, kind: str, *overrides: Mapping[str, Any], where: str = "hparams"
     ) -> OptimHparams:
-        """Dataclass defaults <- KIND_DEFAULTS[kind] <- each override mapping, in order.
-        Unknown keys or wrongly typed values raise ConfigError naming `where`.<key>."""
+        """Dataclass defaults <- KIND_DEFAULTS[kind] <- each override mapping, in order, then
+        the method's own `check_hparams`. Unknown keys, wrongly typed values and values the
+        method cannot be built with raise ConfigError naming `where`.<key> (the stages pass the
+        full params path, e.g. `methods.fsrf.hparams`)."""
         values: dict[str, Any] = dict(cls.KIND_DEFAULTS.get(kind, {}))
         for mapping in overrides:
             values.update(mapping)
@@ -80,7 +87,14 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
                     f"{where}.{key}: unknown hyperparameter of {cls.name}; valid: {valid}"
                 )
             values[key] = _coerce(value, fields[key], f"{where}.{key}")
-        return cls.Hparams(**values)
+        hparams = cls.Hparams(**values)
+        cls.check_hparams(hparams, where)
+        return hparams
+
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        """The method's own checks of a resolved set of hyperparameters: raise ConfigError
+        naming `where`.<key> for values the model cannot be built with (default: none)."""
 
     # -- the interface ------------------------------------------------------------------------
     @abstractmethod

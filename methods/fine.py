@@ -103,28 +103,28 @@ class FINEHparams(OptimHparams):
     grad_clip: float = 1.0
 
 
-def _check(hp: FINEHparams) -> None:
+def _check(hp: FINEHparams, where: str = "hparams") -> None:
     for key, choices in (("factorization", FACTORIZATIONS), ("contrastive", CONTRASTIVE)):
         if getattr(hp, key) not in choices:
             raise ConfigError(
-                f"hparams.{key}: expected one of {list(choices)}, got {getattr(hp, key)!r}"
+                f"{where}.{key}: expected one of {list(choices)}, got {getattr(hp, key)!r}"
             )
     for key in ("qformer_heads", "fusion_heads"):
         heads = getattr(hp, key)
         if heads < 1 or hp.model_dim % heads != 0:
             raise ConfigError(
-                f"hparams.{key}: expected a positive divisor of model_dim={hp.model_dim}, "
+                f"{where}.{key}: expected a positive divisor of model_dim={hp.model_dim}, "
                 f"got {heads}"
             )
     if not 1 <= hp.top_k <= hp.num_experts:
         raise ConfigError(
-            f"hparams.top_k: expected 1..num_experts={hp.num_experts}, got {hp.top_k}"
+            f"{where}.top_k: expected 1..num_experts={hp.num_experts}, got {hp.top_k}"
         )
     for key in ("num_queries", "num_experts", "fusion_layers", "queue_size", "critic_hidden"):
         if getattr(hp, key) < 1:
-            raise ConfigError(f"hparams.{key}: expected a positive integer, got {getattr(hp, key)}")
+            raise ConfigError(f"{where}.{key}: expected a positive integer, got {getattr(hp, key)}")
     if hp.temperature <= 0:
-        raise ConfigError(f"hparams.temperature: expected > 0, got {hp.temperature}")
+        raise ConfigError(f"{where}.temperature: expected > 0, got {hp.temperature}")
 
 
 @register_method("fine")
@@ -149,6 +149,10 @@ class FINE(FactorizationMixin, MsaMethod):
         "queue_size": Choice((16, 32, 64)),
         "weight_decay": FloatRange(1e-6, 1e-3, log=True),
     }
+
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        _check(hparams, where)  # type: ignore[arg-type]
 
     def __init__(self, hparams: FINEHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)

@@ -81,9 +81,9 @@ from itertools import combinations
 import torch
 from torch import nn
 
+from harness.data.missing import augment, augment_inter
 from harness.data.types import MODALITIES, Batch, DataSpec
 from harness.errors import ConfigError
-from harness.missing import augment, augment_inter
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.distillation import (
     DIRECTIONS,
@@ -147,29 +147,29 @@ WEIGHTS = {
 }
 
 
-def _check(hp: FSRFHparams) -> None:
+def _check(hp: FSRFHparams, where: str = "hparams") -> None:
     if hp.model_dim < 1 or hp.fusion_heads < 1 or hp.model_dim % hp.fusion_heads:
         raise ConfigError(
-            f"hparams.fusion_heads: expected a positive divisor of model_dim={hp.model_dim}, "
+            f"{where}.fusion_heads: expected a positive divisor of model_dim={hp.model_dim}, "
             f"got {hp.fusion_heads}"
         )
     if hp.distillation not in DIRECTIONS:
         raise ConfigError(
-            f"hparams.distillation: expected one of {DIRECTIONS}, got {hp.distillation!r}"
+            f"{where}.distillation: expected one of {DIRECTIONS}, got {hp.distillation!r}"
         )
     for key in ("intra_missing_max_rate", "inter_missing_probability", "dropout"):
         if not 0.0 <= getattr(hp, key) <= 1.0:
-            raise ConfigError(f"hparams.{key}: expected a number in [0, 1], got {getattr(hp, key)}")
+            raise ConfigError(f"{where}.{key}: expected a number in [0, 1], got {getattr(hp, key)}")
     for key in WEIGHTS.values():
         if getattr(hp, key) < 0:
-            raise ConfigError(f"hparams.{key}: expected a weight >= 0, got {getattr(hp, key)}")
+            raise ConfigError(f"{where}.{key}: expected a weight >= 0, got {getattr(hp, key)}")
     if hp.distill_temperature <= 0:
         raise ConfigError(
-            f"hparams.distill_temperature: expected > 0, got {hp.distill_temperature}"
+            f"{where}.distill_temperature: expected > 0, got {hp.distill_temperature}"
         )
     for key in ("cmd_moments", "distill_cmd_moments"):
         if getattr(hp, key) < 1:
-            raise ConfigError(f"hparams.{key}: expected a positive integer, got {getattr(hp, key)}")
+            raise ConfigError(f"{where}.{key}: expected a positive integer, got {getattr(hp, key)}")
 
 
 def _sigmoid_layer(size: int) -> nn.Sequential:
@@ -207,6 +207,10 @@ class FSRF(MsaMethod):
         "inter_missing_probability": FloatRange(0.0, 0.5),
         "weight_decay": FloatRange(1e-6, 1e-3, log=True),
     }
+
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        _check(hparams, where)  # type: ignore[arg-type]
 
     def __init__(self, hparams: FSRFHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)

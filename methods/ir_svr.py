@@ -132,13 +132,13 @@ class IRSVRHparams(OptimHparams):
     grad_clip: float = 1.0
 
 
-def _check(hp: IRSVRHparams) -> None:
+def _check(hp: IRSVRHparams, where: str = "hparams") -> None:
     """Raise ConfigError, naming the hyperparameter, for values the model cannot be built with."""
     if hp.variation not in VARIATIONS:
-        raise ConfigError(f"hparams.variation: expected one of {VARIATIONS}, got {hp.variation!r}")
+        raise ConfigError(f"{where}.variation: expected one of {VARIATIONS}, got {hp.variation!r}")
     if hp.svr_target not in SVR_TARGETS:
         raise ConfigError(
-            f"hparams.svr_target: expected one of {SVR_TARGETS}, got {hp.svr_target!r}"
+            f"{where}.svr_target: expected one of {SVR_TARGETS}, got {hp.svr_target!r}"
         )
     for name, width in (
         ("encoder_heads", hp.hidden_size),
@@ -148,17 +148,17 @@ def _check(hp: IRSVRHparams) -> None:
         heads = getattr(hp, name)
         if hp.hidden_size < 1 or heads < 1 or width % heads:
             raise ConfigError(
-                f"hparams.{name}: expected a positive divisor of {width} (from hidden_size "
+                f"{where}.{name}: expected a positive divisor of {width} (from hidden_size "
                 f"{hp.hidden_size}), got {heads}"
             )
     for name in ("encoder_layers", "fusion_ff_dim", "fbp_hidden", "fbp_factor", "cmd_moments"):
         if getattr(hp, name) < 1:
             raise ConfigError(
-                f"hparams.{name}: expected a positive integer, got {getattr(hp, name)}"
+                f"{where}.{name}: expected a positive integer, got {getattr(hp, name)}"
             )
     for name in ("domain_weight", "cmd_weight", "recon_weight", "svr_weight", "reversal_lambda"):
         if getattr(hp, name) < 0:
-            raise ConfigError(f"hparams.{name}: expected a value >= 0, got {getattr(hp, name)}")
+            raise ConfigError(f"{where}.{name}: expected a value >= 0, got {getattr(hp, name)}")
 
 
 def _sigmoid_layer(size: int) -> nn.Sequential:
@@ -234,6 +234,10 @@ class IRSVR(MsaMethod):
         "reversal_lambda": FloatRange(0.1, 1.0),
         "weight_decay": FloatRange(1e-6, 1e-3, log=True),
     }
+
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        _check(hparams, where)  # type: ignore[arg-type]
 
     def __init__(self, hparams: IRSVRHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)

@@ -132,6 +132,10 @@ class MISA(MsaMethod):
         "grad_clip": Choice((0.0, 1.0)),
     }
 
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        _check_hparams(hparams, where)  # type: ignore[arg-type]
+
     def __init__(self, hparams: MISAHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
         _check_hparams(hparams)
@@ -211,17 +215,22 @@ class MISA(MsaMethod):
         }
 
 
-def _check_hparams(hp: MISAHparams) -> None:
+def _check_hparams(hp: MISAHparams, where: str = "hparams") -> None:
     """Raise ConfigError for values the model cannot be built with."""
     if hp.text_encoder not in TEXT_ENCODERS:
-        raise ConfigError(f"text_encoder: expected one of {TEXT_ENCODERS}, got {hp.text_encoder!r}")
+        raise ConfigError(
+            f"{where}.text_encoder: expected one of {TEXT_ENCODERS}, got {hp.text_encoder!r}"
+        )
     if hp.hidden_size < 1 or hp.fusion_heads < 1 or hp.hidden_size % hp.fusion_heads:
         raise ConfigError(
-            f"hidden_size: expected a positive multiple of fusion_heads ({hp.fusion_heads}), "
-            f"got {hp.hidden_size}"
+            f"{where}.hidden_size: expected a positive multiple of fusion_heads "
+            f"({hp.fusion_heads}), got {hp.hidden_size}"
         )
     for name in ("diff_weight", "sim_weight", "recon_weight"):
         if getattr(hp, name) < 0:
-            raise ConfigError(f"{name}: expected a weight >= 0, got {getattr(hp, name)}")
-    if hp.cmd_moments < 1 or hp.rnn_hidden_cap < 1:
-        raise ConfigError("cmd_moments and rnn_hidden_cap: expected positive integers")
+            raise ConfigError(f"{where}.{name}: expected a weight >= 0, got {getattr(hp, name)}")
+    for name in ("cmd_moments", "rnn_hidden_cap"):
+        if getattr(hp, name) < 1:
+            raise ConfigError(
+                f"{where}.{name}: expected a positive integer, got {getattr(hp, name)}"
+            )

@@ -82,14 +82,14 @@ class MMIMHparams(OptimHparams):
     grad_clip: float = 1.0
 
 
-def _check(hp: MMIMHparams) -> None:
+def _check(hp: MMIMHparams, where: str = "hparams") -> None:
     for key in ("cpc_weight", "mmilb_weight", "entropy_weight"):
         if getattr(hp, key) < 0:
             raise ConfigError(
-                f"hparams.{key}: expected a non-negative weight, got {getattr(hp, key)}"
+                f"{where}.{key}: expected a non-negative weight, got {getattr(hp, key)}"
             )
     if hp.memory_size < 0:
-        raise ConfigError(f"hparams.memory_size: expected >= 0 batches, got {hp.memory_size}")
+        raise ConfigError(f"{where}.memory_size: expected >= 0 batches, got {hp.memory_size}")
 
 
 @register_method("mmim")
@@ -109,6 +109,10 @@ class MMIM(MsaMethod):
         "fusion_dropout": FloatRange(0.0, 0.5),
         "weight_decay": FloatRange(1e-6, 1e-3, log=True),
     }
+
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        _check(hparams, where)  # type: ignore[arg-type]
 
     def __init__(self, hparams: MMIMHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)

@@ -70,16 +70,16 @@ class MMMIEHparams(OptimHparams):
     grad_clip: float = 1.0
 
 
-def _check(hp: MMMIEHparams) -> None:
+def _check(hp: MMMIEHparams, where: str = "hparams") -> None:
     if hp.fusion_heads < 1 or hp.model_dim % hp.fusion_heads != 0:
         raise ConfigError(
-            f"hparams.fusion_heads: expected a positive divisor of model_dim={hp.model_dim}, "
+            f"{where}.fusion_heads: expected a positive divisor of model_dim={hp.model_dim}, "
             f"got {hp.fusion_heads}"
         )
     for key in ("alpha", "beta"):
         if getattr(hp, key) < 0:
             raise ConfigError(
-                f"hparams.{key}: expected a non-negative weight, got {getattr(hp, key)}"
+                f"{where}.{key}: expected a non-negative weight, got {getattr(hp, key)}"
             )
 
 
@@ -99,6 +99,10 @@ class MMMIE(MsaMethod):
         "beta": FloatRange(0.005, 0.5, log=True),
         "weight_decay": FloatRange(1e-6, 1e-3, log=True),
     }
+
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        _check(hparams, where)  # type: ignore[arg-type]
 
     def __init__(self, hparams: MMMIEHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)

@@ -69,18 +69,18 @@ class MulTHparams(OptimHparams):
     grad_clip: float = 0.8
 
 
-def _check(hp: MulTHparams) -> None:
+def _check(hp: MulTHparams, where: str = "hparams") -> None:
     """Raise ConfigError for hyperparameters that cannot build a model."""
     if hp.model_dim < 1 or hp.num_heads < 1 or hp.model_dim % hp.num_heads != 0:
         raise ConfigError(
-            f"hparams.num_heads: expected a positive divisor of model_dim={hp.model_dim}, "
+            f"{where}.num_heads: expected a positive divisor of model_dim={hp.model_dim}, "
             f"got {hp.num_heads}"
         )
     for key in ("levels", "memory_levels", "text_kernel", "audio_kernel", "vision_kernel"):
         if getattr(hp, key) < 1:
-            raise ConfigError(f"hparams.{key}: expected a positive integer, got {getattr(hp, key)}")
+            raise ConfigError(f"{where}.{key}: expected a positive integer, got {getattr(hp, key)}")
     if hp.pooling not in POOLINGS:
-        raise ConfigError(f"hparams.pooling: expected one of {list(POOLINGS)}, got {hp.pooling!r}")
+        raise ConfigError(f"{where}.pooling: expected one of {list(POOLINGS)}, got {hp.pooling!r}")
 
 
 def _sources(target: str) -> tuple[str, str]:
@@ -118,6 +118,10 @@ class MulT(MsaMethod):
         "embed_dropout": FloatRange(0.0, 0.3),
         "output_dropout": FloatRange(0.0, 0.5),
     }
+
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        _check(hparams, where)  # type: ignore[arg-type]
 
     def __init__(self, hparams: MulTHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)

@@ -3,7 +3,7 @@ training-mean predictor's validation MAE by 10%, and log exactly the method's lo
 
 from __future__ import annotations
 
-from harness.training import LoopConfig, RunContext, fit
+from harness.training.loop import LoopConfig, RunContext, fit
 
 
 def assert_learns_and_logs_terms(model, splits, method: str, terms: set[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.allocator import reuse_freed_memory
+from harness.training.allocator import reuse_freed_memory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
@@ -26,7 +26,7 @@ FAULTS_PER_STEP = f"""
 import json, resource, sys
 import torch
 from torch import nn
-from harness.allocator import reuse_freed_memory
+from harness.training.allocator import reuse_freed_memory
 
 torch.set_num_threads(1)
 torch.manual_seed(0)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.batch_metrics import compute_metrics_batch
 from harness.metrics import METRICS, compute_metrics
+from harness.statistics.batch_metrics import compute_metrics_batch
 
 
 def _rows(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

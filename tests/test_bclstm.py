@@ -166,7 +166,7 @@ def test_validation_videos_depend_on_the_seed_only() -> None:
         ({"split": "random"}, "split: expected one of bclstm, mmsa_standard, got 'random'"),
         ({"valid_fraction": 1.5}, "valid_fraction: expected a number between 0 and 1"),
         ({"valid_fraction": 0.001}, "valid_fraction: 0.001 of 62 training videos gives 0"),
-        ({"split_seed": "x"}, "split_seed: expected a non-negative integer"),
+        ({"split_seed": "x"}, "split_seed: expected an integer, got 'x'"),
     ],
 )
 def test_bad_options_raise_naming_the_option(options, message) -> None:
@@ -259,7 +259,7 @@ def test_end_to_end_lf_dnn_on_real_mosi(fetched, one_torch_thread) -> None:
     """Loopback URL -> fetch -> lf_dnn, one seed -> test metrics in the range these features
     allow (SOURCE.md: a ridge regression on text alone reaches about 77% binary accuracy)."""
     from harness.data.loading import load_dataset
-    from harness.training import LoopConfig, RunContext, build_model, evaluate, fit
+    from harness.training.loop import LoopConfig, RunContext, build_model, evaluate, fit
     from methods import METHODS
 
     spec, splits = load_dataset(fetched["store"])

@@ -10,13 +10,14 @@ import math
 import numpy as np
 import pytest
 
-from harness.comparison import ComparisonSettings, TestPredictions, compare_values
+from harness.config.sections import CompareConfig
 from harness.metrics import METRICS, compute_metrics
-from harness.reporting import frame_to_csv, render_latex, render_markdown
-from harness.resampling import bootstrap_ci
+from harness.reports.tables import frame_to_csv, render_latex, render_markdown
+from harness.statistics.comparison import TestPredictions, compare_values
+from harness.statistics.resampling import bootstrap_ci
 
 SEEDS = (1, 2, 3, 4, 5)
-FAST = ComparisonSettings(ci_resamples=2000, aso_bootstrap=300, sample_resamples=300)
+FAST = CompareConfig(ci_resamples=2000, aso_bootstrap=300, sample_resamples=300)
 
 
 def _predictions(truths: np.ndarray, noise: float, seed: int) -> dict[int, np.ndarray]:
@@ -134,5 +135,5 @@ def _as_values(frame):
 
 
 def test_settings_reject_bad_levels() -> None:
-    with pytest.raises(ValueError, match="alpha must be in"):
-        ComparisonSettings(alpha=1.5)
+    with pytest.raises(ValueError, match="alpha: expected a number between 0 and 1"):
+        CompareConfig(alpha=1.5)

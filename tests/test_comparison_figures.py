@@ -12,11 +12,15 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 
-from harness.cd_diagram import cd_diagram_figure, cd_groups
-from harness.comparison_figures import seed_offsets, seed_points_figure, tuning_history_figure
 from harness.errors import DataError
-from harness.figures import save_figure
-from harness.rank_tests import FriedmanNemenyi
+from harness.reports.cd_diagram import cd_diagram_figure, cd_groups
+from harness.reports.comparison_figures import (
+    seed_offsets,
+    seed_points_figure,
+    tuning_history_figure,
+)
+from harness.reports.figures import save_figure
+from harness.statistics.ranks import FriedmanNemenyi
 
 RANKS = {"a": 1.0, "b": 1.5, "c": 3.0, "d": 3.2}
 

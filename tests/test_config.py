@@ -27,7 +27,7 @@ def _error(raw: dict) -> str:
 
 def test_repository_params_parse(raw) -> None:
     params = parse_params(raw)
-    assert params.benchmark_methods[:2] == ("lf_dnn", "tfn")
+    assert params.benchmark.methods[:2] == ("lf_dnn", "tfn")
     assert params.tune.enqueue_defaults is True
     assert params.seeds == (1111, 1112, 1113, 1114, 1115)
     assert params.dataset("synth").kind == "mosi"
@@ -43,7 +43,7 @@ def test_probe_targets_must_be_benchmarked(raw) -> None:
     raw["benchmark"]["methods"] = ["lf_dnn", "fine"]
     assert _error(raw) == (
         "params.yaml: probe.methods: 'misa' is not in benchmark.methods; "
-        "the probe reads its tuned hyperparameters"
+        "the probe reads its trained models"
     )
     raw["probe"] = {"datasets": ["mosi_bclstm"], "methods": ["fine"]}
     assert "probe.datasets: 'mosi_bclstm' is not in benchmark.datasets" in _error(raw)
@@ -72,15 +72,15 @@ def test_unknown_method_section(raw) -> None:
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        (("seeds",), [1, "two"], "seeds: expected a non-empty list of distinct integers"),
-        (("seeds",), [1, 1], "seeds: expected a non-empty list of distinct integers"),
+        (("seeds",), [1, "two"], "seeds[1]: expected an integer, got 'two'"),
+        (("seeds",), [1, 1], "seeds: expected a non-empty list without repeats, got [1, 1]"),
         (("train", "max_epochs"), 0, "train.max_epochs: expected a positive integer, got 0"),
         (("tune", "n_trials"), "many", "tune.n_trials: expected an integer, got 'many'"),
         (("compare", "alpha"), 2, "compare.alpha: expected a number between 0 and 1"),
         (("train", "select_metric"), "acc9", "train.select_metric"),
         (("datasets", "synth", "kind"), "imdb", "datasets.synth.kind: expected one of mosi, sims"),
-        (("datasets", "synth", "source"), "ftp", "datasets.synth.source: unknown dataset source"),
-        (("methods", "tfn"), {"hparam": {}}, "methods.tfn: expected a mapping with keys"),
+        (("datasets", "synth", "source"), "ftp", "datasets.synth.source: expected one of synth"),
+        (("methods", "tfn"), {"hparam": {}}, "methods.tfn.hparam: unknown key; allowed: hparams"),
     ],
 )
 def test_malformed_values_name_the_key(raw, path, value, expected) -> None:

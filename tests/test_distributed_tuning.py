@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import paths, pipeline
+from harness import paths
 from harness.config import parse_params
+from harness.stages import fetch as fetch_stage
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET = 6
@@ -113,7 +114,7 @@ def test_three_workers_share_one_study_without_lost_or_duplicated_trials(
     raw["num_threads"] = 1
     raw["mlflow"]["tracking_uri"] = f"{postgres}/mlflow"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    pipeline.fetch(parse_params(raw), "synth")
+    fetch_stage.run(parse_params(raw), "synth")
     Tracker(raw["mlflow"]["tracking_uri"]).experiment_id("synth")  # the tracking server's tables
 
     storage_url = f"{postgres}/optuna"

@@ -1,16 +1,24 @@
-"""dvc.yaml and harness/paths.py must name the same files; every stage calls the CLI and lists
-only the params it reads."""
+"""dvc.yaml and the code agree: every stage calls the CLI, writes where harness/paths.py says,
+lists only the params it reads, and lists in deps exactly the code it runs (the import closure
+that harness/code_identity.py walks, the same code that keys tuning studies and resumed
+training)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness import paths
+from harness.code_identity import stage_files
+from methods import METHOD_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+CODE = ("harness/", "methods")
+# stages that build a method: (the method a stage item builds, or every benchmark method)
+METHOD_STAGES = {"tune": "item", "train": "item", "probe": "item", "robustness": "all"}
 
 
 def _resolve(entries, **item) -> list[str]:
@@ -47,15 +55,11 @@ def test_stage_outputs_match_harness_paths() -> None:
     assert str(paths.runs_dir("synth", "fine")) in probe
 
 
-def test_every_stage_calls_the_cli_and_lists_its_code() -> None:
+def test_every_stage_calls_its_own_cli_command_and_module() -> None:
     for name, stage in STAGES.items():
         body = stage.get("do", stage)
-        assert body["cmd"].startswith("msabench "), name
-        assert any(dep.startswith(("harness/", "methods/")) for dep in body["deps"]), name
-        for dep in body["deps"]:
-            local = dep.split("${")[0]
-            if local.startswith(("harness/", "methods/")) and "${" not in dep:
-                assert (REPO / dep).exists(), f"{name}: dep {dep} does not exist"
+        assert body["cmd"].split()[:2] == ["msabench", name], name
+        assert f"harness/stages/{name}.py" in body["deps"], name
 
 
 def test_method_stages_read_only_their_own_method_params() -> None:
@@ -70,60 +74,48 @@ def test_study_storage_persists_between_runs() -> None:
     assert options["persist"] is True
 
 
-# Modules a tune or train stage imports that cannot change its numbers: configuration, paths,
-# errors, logging to MLflow, provenance, atomic writes, checkpoint files, record types, the
-# store's manifest and validation, and the fetch-only readers (a lazy import in pipeline.py).
-NUMERICALLY_NEUTRAL = {
-    "harness.checkpoints",
-    "harness.config",
-    "harness.data.sources",
-    "harness.data.split_arrays",
-    "harness.data.store",
-    "harness.errors",
-    "harness.io_utils",
-    "harness.paths",
-    "harness.provenance",
-    "harness.records",
-    "harness.registry",
-    "harness.tracking",
-}
-# what each stage runs: (entry modules, imported modules it never calls)
-STAGE_CODE = {
-    "tune": (("harness.pipeline", "harness.tuning"), {"harness.seed_runs", "harness.workers"}),
-    "train": (("harness.pipeline",), {"harness.tuning", "harness.study_storage"}),
-}
+def _code_deps(stage: str, method: str) -> list[str]:
+    body = STAGES[stage].get("do", STAGES[stage])
+    deps = _resolve(body["deps"], method=method, dataset="synth", item="synth")
+    return [d for d in deps if d.startswith(CODE)]
 
 
-def _harness_imports(module: str) -> set[str]:
-    """harness.* modules imported anywhere in `module`'s source (function-level imports too)."""
-    import ast
-
-    tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("harness"))
-    return {m for m in found if (REPO / (m.replace(".", "/") + ".py")).is_file()}
+def _covers(deps: list[str], file: str) -> bool:
+    return any(file == d or file.startswith(d.rstrip("/") + "/") for d in deps)
 
 
-def _reached(entries: tuple[str, ...], skipped: set[str]) -> set[str]:
-    reached, frontier = set(), list(entries)
-    while frontier:
-        module = frontier.pop()
-        if module in reached or module in skipped:
-            continue
-        reached.add(module)
-        frontier.extend(_harness_imports(module))
-    return reached
+def _runs(stage: str, method: str) -> set[str]:
+    """The files the stage runs for one of its items (a method, or every method)."""
+    kind = METHOD_STAGES.get(stage)
+    methods = () if kind is None else METHOD_MODULES.names() if kind == "all" else (method,)
+    return {str(f) for f in stage_files(stage, methods, REPO)}
 
 
-def test_tune_and_train_stages_list_every_module_that_can_change_their_numbers() -> None:
-    for stage, (entries, unused) in STAGE_CODE.items():
-        deps = [d for d in STAGES[stage]["deps"] if d.startswith("harness")]
-        for module in sorted(_reached(entries, unused | NUMERICALLY_NEUTRAL)):
-            path = module.replace(".", "/") + ".py"
-            covered = any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
-            assert covered, f"dvc.yaml: stage {stage} does not list {path} in deps"
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_deps_list_every_module_the_stage_runs(stage: str) -> None:
+    for method in METHOD_MODULES.names() if stage in METHOD_STAGES else ["-"]:
+        deps = _code_deps(stage, method)
+        missing = sorted(f for f in _runs(stage, method) if not _covers(deps, f))
+        assert not missing, f"dvc.yaml: stage {stage} ({method}) does not list {missing}"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_deps_list_no_module_the_stage_does_not_run(stage: str) -> None:
+    """So that editing one stage's code re-runs that stage only (paper no longer re-runs
+    compare and rank; probe and robustness do not invalidate each other)."""
+    methods = METHOD_MODULES.names() if stage in METHOD_STAGES else ["-"]
+    union = set().union(*(_runs(stage, m) for m in methods))
+    for dep in {d for m in methods for d in _code_deps(stage, m)}:
+        path = REPO / dep
+        files = [path] if path.is_file() else sorted(path.rglob("*.py"))
+        listed = [str(f.relative_to(REPO)) for f in files if f.name != "__init__.py" or f == path]
+        unused = [f for f in listed if f.endswith(".py") and f not in union]
+        assert listed, f"dvc.yaml: stage {stage}: dep {dep} does not exist"
+        assert not unused, f"dvc.yaml: stage {stage} lists {unused}, which it never runs"
+
+
+def test_stages_share_no_stage_module() -> None:
+    for name in STAGES:
+        others = [f"harness/stages/{other}.py" for other in STAGES if other != name]
+        deps = _code_deps(name, "tfn")
+        assert not [d for d in deps if d in others], name

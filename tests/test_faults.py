@@ -19,10 +19,14 @@ import yaml
 from mlflow.tracking import MlflowClient
 from test_pipeline import TINY_SYNTH as PIPELINE_TINY_SYNTH
 
-from harness import cli, paths, pipeline
+from harness import cli, paths
 from harness.config import parse_params
 from harness.records import RunResult, load_records
-from harness.study_storage import FAILURE_ATTR, RETRY_ATTR
+from harness.stages import compare as compare_stage
+from harness.stages import fetch as fetch_stage
+from harness.stages import train as train_stage
+from harness.stages import tune as tune_stage
+from harness.tuning.storage import FAILURE_ATTR, RETRY_ATTR
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SYNTH = {**PIPELINE_TINY_SYNTH, "n_train": 64}  # a little more data per trial
@@ -52,7 +56,7 @@ def _raw(project: Path, **changes) -> dict:
 @pytest.fixture()
 def project(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    pipeline.fetch(parse_params(_raw(tmp_path)), "synth")
+    fetch_stage.run(parse_params(_raw(tmp_path)), "synth")
     return tmp_path
 
 
@@ -124,7 +128,7 @@ def test_tuning_killed_mid_trial_resumes_without_lost_or_duplicated_trials(proje
         "synth", "lf_dnn"
     ).exists()  # fmt: skip
 
-    pipeline.tune(parse_params(raw), "synth", "lf_dnn")  # resume
+    tune_stage.run(parse_params(raw), "synth", "lf_dnn")  # resume
     trials = _study(project).get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     assert states.count("COMPLETE") + states.count("PRUNED") == 4  # the budget, exactly
@@ -146,7 +150,7 @@ def test_tuning_killed_mid_trial_resumes_without_lost_or_duplicated_trials(proje
 def test_training_killed_mid_way_keeps_finished_seeds(project) -> None:
     raw = _raw(project, train__max_epochs=40, train__patience=40)
     params = parse_params(raw)
-    pipeline.tune(params, "synth", "lf_dnn")
+    tune_stage.run(params, "synth", "lf_dnn")
     resume = paths.train_resume("synth", "lf_dnn")
 
     def first_seed_kept() -> bool:
@@ -161,7 +165,7 @@ def test_training_killed_mid_way_keeps_finished_seeds(project) -> None:
     # what the killed run left in results/runs is never read as a result
     assert load_records(paths.all_runs()) == []
 
-    pipeline.train(params, "synth", "lf_dnn")  # resume: seed 1 kept, seeds 2 and 3 trained
+    train_stage.run(params, "synth", "lf_dnn")  # resume: seed 1 kept, seeds 2 and 3 trained
     records = load_records(paths.all_runs())
     assert [r.seed for r in records] == [1, 2, 3]
     assert records[0] == kept_record  # seed 1 was not trained again
@@ -176,8 +180,8 @@ def test_training_killed_mid_way_keeps_finished_seeds(project) -> None:
 
 
 def test_nan_in_one_trial_fails_that_trial_and_the_study_goes_on(project, monkeypatch) -> None:
-    from harness import training
     from harness.errors import NonFiniteLossError
+    from harness.training import loop as training
 
     real_fit, calls = training.fit, []
 
@@ -188,7 +192,7 @@ def test_nan_in_one_trial_fails_that_trial_and_the_study_goes_on(project, monkey
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(training, "fit", diverges_on_second_trial)
-    pipeline.tune(parse_params(_raw(project, tune__n_trials=3)), "synth", "lf_dnn")
+    tune_stage.run(parse_params(_raw(project, tune__n_trials=3)), "synth", "lf_dnn")
     trials = _study(project).get_trials(deepcopy=False)
     assert [t.state.name for t in trials].count("FAIL") == 1
     assert "non-finite" in trials[1].user_attrs[FAILURE_ATTR]
@@ -233,17 +237,18 @@ def test_results_folder_that_cannot_be_written_is_one_line(project, capsys) -> N
 
 
 def test_same_stage_twice_gives_identical_metrics_and_tables(project) -> None:
-    from harness import report_stages
+    from harness.stages import train as train_stage
+    from harness.stages import tune as tune_stage
 
     params = parse_params(_raw(project, tune__n_trials=2))
-    pipeline.tune(params, "synth", "lf_dnn")
-    pipeline.train(params, "synth", "lf_dnn")
-    report_stages.compare(params)
+    tune_stage.run(params, "synth", "lf_dnn")
+    train_stage.run(params, "synth", "lf_dnn")
+    compare_stage.run(params)
     first_records = [r.metrics for r in load_records(paths.all_runs())]
     first_table = (paths.tables_dir() / "synth.md").read_bytes()
     first_csv = (paths.tables_dir() / "synth.csv").read_bytes()
-    pipeline.train(params, "synth", "lf_dnn")  # the same stage again, same seeds, on CPU
-    report_stages.compare(params)
+    train_stage.run(params, "synth", "lf_dnn")  # the same stage again, same seeds, on CPU
+    compare_stage.run(params)
     assert [r.metrics for r in load_records(paths.all_runs())] == first_records
     assert (paths.tables_dir() / "synth.md").read_bytes() == first_table
     assert (paths.tables_dir() / "synth.csv").read_bytes() == first_csv

@@ -15,7 +15,7 @@ import methods.fsrf  # noqa: F401  (import registers the method)
 from harness.data.loading import take_batch
 from harness.data.types import MODALITIES, Batch
 from harness.errors import ConfigError
-from harness.training import build_model
+from harness.training.loop import build_model
 from methods.common.distillation import gaussian_kl, moment_matching, reverse_weights, softmax_kl
 from methods.common.recurrent import RealStepsLSTM
 from methods.fsrf import FSRF, WEIGHTS

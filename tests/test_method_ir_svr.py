@@ -12,7 +12,7 @@ import methods.ir_svr  # noqa: F401  (import registers the method)
 from harness.data.loading import take_batch
 from harness.data.types import MODALITIES, Batch
 from harness.errors import ConfigError
-from harness.training import build_model
+from harness.training.loop import build_model
 from methods import METHODS
 from methods.common.regularizers import sequential_variation
 from methods.ir_svr import IRSVR

@@ -14,7 +14,7 @@ import methods.lmf  # noqa: F401  (import registers the method)
 import methods.self_mm  # noqa: F401
 from harness.data.loading import load_dataset, take_batch
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
-from harness.training import LoopConfig, RunContext, build_model, evaluate, fit
+from harness.training.loop import LoopConfig, RunContext, build_model, evaluate, fit
 from methods import METHODS
 from methods.self_mm import HEADS, UnimodalLabelMemory
 

@@ -12,7 +12,7 @@ from harness.data.loading import iterate_batches, load_dataset, take_batch
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
 from harness.data.types import Batch
 from harness.errors import ConfigError
-from harness.training import LoopConfig, RunContext, build_model, fit
+from harness.training.loop import LoopConfig, RunContext, build_model, fit
 from methods import METHODS
 from methods.misa import MISA
 

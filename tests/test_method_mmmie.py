@@ -10,7 +10,7 @@ import methods.mmmie  # noqa: F401  (import registers the method)
 from harness.data.loading import take_batch
 from harness.data.types import Batch
 from harness.errors import ConfigError
-from harness.training import LoopConfig, RunContext, build_model, fit
+from harness.training.loop import LoopConfig, RunContext, build_model, fit
 from methods.mmmie import MMMIE
 
 SMALL = {"model_dim": 32, "critic_hidden": 32}

@@ -9,7 +9,7 @@ import torch
 
 from harness.data.loading import iterate_batches, take_batch
 from harness.data.types import Batch
-from harness.training import build_model
+from harness.training.loop import build_model
 from methods import METHODS
 from methods.search_space import suggest_all
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness.data.loading import take_batch
-from harness.missing import INTER_PATTERNS, RATES, MissingMasks, augment, drop_modalities
+from harness.data.missing import INTER_PATTERNS, RATES, MissingMasks, augment, drop_modalities
 
 
 def _masks(split, seed: int = 5) -> MissingMasks:

@@ -1,6 +1,6 @@
 """Paper tables reproduced and rendered: the statistics of `reproduce_table` by hand, the
 statuses of cells that cannot be reproduced, and the Markdown, LaTeX and CSV views
-(`harness.paper_report`, `harness.paper_render`)."""
+(`harness.papers.reproduce`, `harness.papers.render`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.paper_render import render_csv, render_latex, render_markdown, write_paper_table
-from harness.paper_report import FRAME_COLUMNS, STATUSES, reproduce_table
-from harness.paper_tables import (
+from harness.papers.render import render_csv, render_latex, render_markdown, write_paper_table
+from harness.papers.reproduce import FRAME_COLUMNS, STATUSES, reproduce_table
+from harness.papers.tables import (
     PaperBlock,
     PaperColumn,
     PaperRow,
@@ -22,7 +22,7 @@ from harness.paper_tables import (
     paper_table,
     paper_table_names,
 )
-from harness.resampling import bootstrap_ci
+from harness.statistics.resampling import bootstrap_ci
 
 # ----------------------------------------------------------------------------- reproduction
 

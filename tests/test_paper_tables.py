@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError, UnknownNameError
-from harness.paper_tables import (
+from harness.papers.tables import (
     load_paper_tables,
     paper_table,
     paper_table_names,

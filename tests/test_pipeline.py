@@ -12,9 +12,13 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from harness import paths, pipeline
+from harness import paths
 from harness.config import parse_params
 from harness.records import load_records
+from harness.stages import compare as compare_stage
+from harness.stages import fetch as fetch_stage
+from harness.stages import train as train_stage
+from harness.stages import tune as tune_stage
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SYNTH = {
@@ -47,7 +51,7 @@ def _params(project: Path, **changes):
 @pytest.fixture()
 def project(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    pipeline.fetch(_params(tmp_path), "synth")
+    fetch_stage.run(_params(tmp_path), "synth")
     return tmp_path
 
 
@@ -67,12 +71,12 @@ def test_tuning_never_reads_the_test_split(project, monkeypatch) -> None:
     monkeypatch.setattr(
         loading, "load_split", lambda d, s, *a, **k: read.append(s) or original(d, s, *a, **k)
     )
-    pipeline.tune(_params(project), "synth", "lf_dnn")
+    tune_stage.run(_params(project), "synth", "lf_dnn")
     assert "test" not in read and {"train", "valid"} <= set(read)
 
 
 def test_tuning_writes_best_params_and_nested_trial_runs(project) -> None:
-    pipeline.tune(_params(project), "synth", "lf_dnn")
+    tune_stage.run(_params(project), "synth", "lf_dnn")
     best = json.loads(paths.best_params_file("synth", "lf_dnn").read_text())
     assert set(best["params"]) == {"learning_rate", "dropout", "post_fusion_dim", "weight_decay"}
     runs = _runs(project, "tune")
@@ -90,7 +94,7 @@ def _studies(storage: Path) -> list:
 
 
 def test_interrupted_study_resumes_without_repeating_trials(project, monkeypatch) -> None:
-    from harness import training
+    from harness.training import loop as training
 
     params = _params(project, tune__n_trials=3)
     real_fit, calls = training.fit, []
@@ -103,12 +107,12 @@ def test_interrupted_study_resumes_without_repeating_trials(project, monkeypatch
 
     monkeypatch.setattr(training, "fit", interrupted_on_second_trial)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.tune(params, "synth", "lf_dnn")
+        tune_stage.run(params, "synth", "lf_dnn")
     monkeypatch.setattr(training, "fit", real_fit)
     storage = paths.study_storage("synth", "lf_dnn")
     [study] = _studies(storage)
     assert study.n_trials == 2  # one finished, one interrupted
-    pipeline.tune(params, "synth", "lf_dnn")  # resumes: 1 finished trial kept, 2 more run
+    tune_stage.run(params, "synth", "lf_dnn")  # resumes: 1 finished trial kept, 2 more run
     import optuna
 
     loaded = optuna.load_study(
@@ -121,12 +125,12 @@ def test_interrupted_study_resumes_without_repeating_trials(project, monkeypatch
     assert states.count("COMPLETE") + states.count("PRUNED") == 3
     assert states.count("FAIL") == 1 and states[1] == "FAIL"  # the interrupted trial
     # the same configuration again is already complete: nothing new runs
-    pipeline.tune(params, "synth", "lf_dnn")
+    tune_stage.run(params, "synth", "lf_dnn")
     assert len(_studies(storage)) == 1 and _studies(storage)[0].n_trials == 4
     trial_runs = [r for r in _runs(project, "tune") if "msabench.trial" in r.data.tags]
     assert sorted(int(r.data.tags["msabench.trial"]) for r in trial_runs) == [0, 1, 2, 3]
     # a changed budget is a different study (its identity hash differs), in the same file
-    pipeline.tune(_params(project, tune__n_trials=2), "synth", "lf_dnn")
+    tune_stage.run(_params(project, tune__n_trials=2), "synth", "lf_dnn")
     assert sorted(s.n_trials for s in _studies(storage)) == [2, 4]
 
 
@@ -144,7 +148,7 @@ def test_first_trial_is_the_methods_defaults_then_the_sampler(project) -> None:
     from methods import METHODS
 
     params = _params(project, methods__lf_dnn__hparams={"dropout": 0.1})
-    pipeline.tune(params, "synth", "lf_dnn")
+    tune_stage.run(params, "synth", "lf_dnn")
     first, second = _loaded_study(paths.study_storage("synth", "lf_dnn")).trials
     defaults = METHODS.get("lf_dnn").Hparams()
     # dropout is fixed, so not a dimension; the default weight decay 0 lies outside the log
@@ -164,7 +168,7 @@ def test_defaults_outside_the_space_are_left_to_the_sampler(project) -> None:
         tune__n_trials=1,
         methods__lf_dnn__search_space={"learning_rate": {"low": 0.01, "high": 0.02}},
     )
-    pipeline.tune(params, "synth", "lf_dnn")
+    tune_stage.run(params, "synth", "lf_dnn")
     [trial] = _loaded_study(paths.study_storage("synth", "lf_dnn")).trials
     assert 0.01 <= trial.params["learning_rate"] <= 0.02
     assert trial.params["post_fusion_dim"] == 64
@@ -172,22 +176,22 @@ def test_defaults_outside_the_space_are_left_to_the_sampler(project) -> None:
 
 def test_enqueue_defaults_can_be_switched_off(project) -> None:
     params = _params(project, tune__n_trials=1, tune__enqueue_defaults=False)
-    pipeline.tune(params, "synth", "lf_dnn")
+    tune_stage.run(params, "synth", "lf_dnn")
     [trial] = _loaded_study(paths.study_storage("synth", "lf_dnn")).trials
     assert "fixed_params" not in trial.system_attrs
 
 
 def test_fixed_hparams_are_not_tuned(project) -> None:
     params = _params(project, methods__lf_dnn__hparams={"dropout": 0.1})
-    pipeline.tune(params, "synth", "lf_dnn")
+    tune_stage.run(params, "synth", "lf_dnn")
     best = json.loads(paths.best_params_file("synth", "lf_dnn").read_text())
     assert "dropout" not in best["params"] and best["fixed_hparams"] == {"dropout": 0.1}
 
 
 def test_train_writes_records_predictions_and_runs_once(project) -> None:
     params = _params(project, train__workers=1)
-    pipeline.tune(params, "synth", "tfn")
-    pipeline.train(params, "synth", "tfn")
+    tune_stage.run(params, "synth", "tfn")
+    train_stage.run(params, "synth", "tfn")
     records = load_records(paths.all_runs())
     assert [(r.method, r.seed) for r in records] == [("tfn", 1), ("tfn", 2)]
     record = records[0]
@@ -217,7 +221,7 @@ def test_train_writes_records_predictions_and_runs_once(project) -> None:
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"record.json", "config.json", "test_predictions.csv"} <= artifacts
     # re-running the finished stage replaces its runs instead of duplicating them
-    pipeline.train(params, "synth", "tfn")
+    train_stage.run(params, "synth", "tfn")
     assert len(_runs(project, "train")) == 2
     first, again = records[0], load_records(paths.all_runs())[0]
     assert first.metrics == again.metrics  # deterministic: bit-identical metrics
@@ -225,10 +229,10 @@ def test_train_writes_records_predictions_and_runs_once(project) -> None:
 
 def test_seeds_in_worker_processes_give_identical_records_and_full_curves(project) -> None:
     serial = _params(project, train__workers=1, seeds=[1, 2, 3])
-    pipeline.tune(serial, "synth", "lf_dnn")
-    pipeline.train(serial, "synth", "lf_dnn")
+    tune_stage.run(serial, "synth", "lf_dnn")
+    train_stage.run(serial, "synth", "lf_dnn")
     one_worker = load_records(paths.all_runs())
-    pipeline.train(_params(project, train__workers=2, seeds=[1, 2, 3]), "synth", "lf_dnn")
+    train_stage.run(_params(project, train__workers=2, seeds=[1, 2, 3]), "synth", "lf_dnn")
     two_workers = load_records(paths.all_runs())
     assert [r.seed for r in two_workers] == [1, 2, 3]
     for a, b in zip(one_worker, two_workers, strict=True):
@@ -243,15 +247,16 @@ def test_seeds_in_worker_processes_give_identical_records_and_full_curves(projec
 
 
 def test_compare_writes_tables_figures_and_an_mlflow_run(project) -> None:
-    from harness import report_stages
+    from harness.stages import train as train_stage
+    from harness.stages import tune as tune_stage
 
     params = _params(
         project, benchmark__methods=["lf_dnn", "tfn"], probe={"datasets": [], "methods": []}
     )
     for method in ("lf_dnn", "tfn"):
-        pipeline.tune(params, "synth", method)
-        pipeline.train(params, "synth", method)
-    metrics = report_stages.compare(params)
+        tune_stage.run(params, "synth", method)
+        train_stage.run(params, "synth", method)
+    metrics = compare_stage.run(params)
     assert set(metrics["synth"]) == {"lf_dnn", "tfn"}
     for suffix in ("md", "tex", "csv"):
         assert (paths.tables_dir() / f"synth.{suffix}").is_file()
@@ -271,7 +276,7 @@ def test_compare_writes_tables_figures_and_an_mlflow_run(project) -> None:
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
     assert artifacts == {"tables/synth.md", "tables/synth.tex", "tables/synth.csv"}
     first = {p.name: p.read_bytes() for p in [*paths.tables_dir().iterdir(), *figures.iterdir()]}
-    report_stages.compare(params)  # the same records: the same bytes, tables and figures
+    compare_stage.run(params)  # the same records: the same bytes, tables and figures
     again = {p.name: p.read_bytes() for p in [*paths.tables_dir().iterdir(), *figures.iterdir()]}
     assert first == again
     assert len(_runs(project, "compare")) == 1  # replaced, not duplicated
@@ -279,4 +284,4 @@ def test_compare_writes_tables_figures_and_an_mlflow_run(project) -> None:
     from harness.errors import DataError
 
     with pytest.raises(DataError, match="no run record for synth/tfn/seed 1"):
-        report_stages.compare(params)
+        compare_stage.run(params)

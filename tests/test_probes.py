@@ -9,13 +9,15 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from harness import evaluation_stages, paths, pipeline
-from harness.checkpoints import Checkpoint, save_checkpoint
+from harness import paths
 from harness.data.loading import load_dataset
 from harness.data.store import read_manifest
 from harness.errors import DataError
-from harness.probes import ProbeResult, probe_r2, representations, separation
-from harness.training import LoopConfig, RunContext, build_model, fit
+from harness.evaluation.probes import ProbeResult, probe_r2, representations, separation
+from harness.stages import fetch as fetch_stage
+from harness.stages import probe as probe_stage
+from harness.training.checkpoints import Checkpoint, save_checkpoint
+from harness.training.loop import LoopConfig, RunContext, build_model, fit
 from methods import METHODS
 
 
@@ -71,10 +73,10 @@ def test_probe_command_end_to_end_on_a_tiny_store(tmp_path, monkeypatch) -> None
 
     monkeypatch.chdir(tmp_path)
     params = _params(tmp_path, methods__fine__hparams={"model_dim": 16, "num_experts": 2})
-    pipeline.fetch(params, "synth")
+    fetch_stage.run(params, "synth")
     seed = params.seeds[0]
     with pytest.raises(DataError, match=r"seed-\d+\.pt: checkpoint not found \(run the train"):
-        evaluation_stages.probe(params, "synth", "fine")
+        probe_stage.run(params, "synth", "fine")
     store = paths.feature_store("synth")
     spec, splits = load_dataset(store)
     cls = METHODS.get("fine")
@@ -85,7 +87,7 @@ def test_probe_command_end_to_end_on_a_tiny_store(tmp_path, monkeypatch) -> None
     checkpoint = Checkpoint("fine", "synth", seed, asdict(hparams),
                             read_manifest(store).data_hash, model.state_dict())  # fmt: skip
     save_checkpoint(paths.run_checkpoint("synth", "fine", seed), checkpoint)
-    outcome = evaluation_stages.probe(params, "synth", "fine")
+    outcome = probe_stage.run(params, "synth", "fine")
     json_path, md_path = paths.probe_files("synth", "fine")
     metrics = json.loads(json_path.read_text())
     assert set(metrics) == {f"{r['representation']}->{r['target']}" for r in outcome["results"]}
@@ -104,5 +106,5 @@ def test_probe_needs_known_latents(tmp_path, monkeypatch, tiny_store) -> None:
     shutil.copytree(tiny_store, store)
     (store / "latents.npz").unlink()
     with pytest.raises(DataError, match="latents.npz: missing; probes need a dataset"):
-        evaluation_stages.probe(_params(tmp_path), "synth", "fine")
+        probe_stage.run(_params(tmp_path), "synth", "fine")
     assert not paths.probes_dir("synth").exists()

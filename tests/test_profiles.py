@@ -1,34 +1,46 @@
-"""The default-budget params.yaml and the full-size profiles/full.yaml: both valid, both run every
-registered method, every fixed hyperparameter builds a model, and they declare the same datasets
-(so switching profile changes budgets and sizes, never what a dataset is)."""
+"""The default-budget params.yaml and the profiles (profiles/*.yaml, applied with DVC's own
+`--set-param`): each gives valid params, every registered method runs with its fixed
+hyperparameters, a profile holds only what it changes, and `msabench profile` prints or runs the
+`dvc exp run` command."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from harness.cli import main
 from harness.config import load_params
+from harness.config.profiles import apply_profile, load_profile, profile_names, profile_params
 from harness.data.loading import take_batch
 from harness.data.types import Batch
-from harness.training import build_model
-from methods import METHODS
+from harness.errors import ConfigError
+from harness.training.loop import build_model
+from methods import METHOD_MODULES, load_method
 
 REPO = Path(__file__).resolve().parents[1]
-PROFILES = {"default": REPO / "params.yaml", "full": REPO / "profiles" / "full.yaml"}
+PARAMS = REPO / "params.yaml"
+PROFILES = REPO / "profiles"
 
 
-@pytest.fixture(scope="module", params=sorted(PROFILES))
+def _params(name: str):
+    if name == "default":
+        return load_params(PARAMS)
+    return profile_params(load_profile(name, PROFILES), PARAMS)
+
+
+@pytest.fixture(scope="module", params=["default", *profile_names(PROFILES)])
 def profile(request):
-    return request.param, load_params(PROFILES[request.param])
+    return request.param, _params(request.param)
 
 
 def test_every_registered_method_is_in_the_benchmark_with_a_section(profile) -> None:
     _, params = profile
-    assert sorted(params.benchmark_methods) == sorted(METHODS.names())
-    assert set(params.methods) == set(METHODS.names())
+    assert sorted(params.benchmark.methods) == METHOD_MODULES.names()
+    assert set(params.methods) == set(METHOD_MODULES.names())
     assert len(params.seeds) == 5
 
 
@@ -36,8 +48,8 @@ def test_every_fixed_hparam_builds_a_model_that_runs(profile, tiny_data) -> None
     _, params = profile
     spec, splits = tiny_data
     batch: Batch = take_batch(splits["train"], torch.arange(8))
-    for name in params.benchmark_methods:
-        cls = METHODS.get(name)
+    for name in params.benchmark.methods:
+        cls = load_method(name)
         hparams = cls.resolve_hparams(
             spec.kind, params.method(name).hparams, where=f"methods.{name}.hparams"
         )
@@ -47,22 +59,72 @@ def test_every_fixed_hparam_builds_a_model_that_runs(profile, tiny_data) -> None
             assert torch.isfinite(model(batch)["prediction"]).all(), name
 
 
-def test_profiles_declare_the_same_datasets_and_keys() -> None:
-    default, full = (yaml.safe_load(path.read_text()) for path in PROFILES.values())
-    assert set(default) == set(full)
-    assert set(default["datasets"]) == set(full["datasets"])
-    assert default["datasets"]["mosi_bclstm"] == full["datasets"]["mosi_bclstm"]
-    for key in ("seeds", "mlflow", "compare", "device"):
-        assert default[key] == full[key], key
-    default_synth = dict(default["datasets"]["synth"]["synthetic"])
-    full_synth = dict(full["datasets"]["synth"]["synthetic"])
-    for size in ("n_train", "n_valid", "n_test", "max_lengths"):
-        default_synth.pop(size), full_synth.pop(size)
-    assert default_synth == full_synth  # same generative model, other sizes
+def _key(override: str) -> str:
+    return override.lstrip("~+").split("=", 1)[0]
+
+
+def _lookup(raw: dict, dotted: str):
+    node = raw
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "<absent>"
+        node = node[part]
+    return node
+
+
+@pytest.mark.parametrize("name", profile_names(PROFILES))
+def test_a_profile_holds_only_what_it_changes(name) -> None:
+    profile = load_profile(name, PROFILES)
+    base, applied = yaml.safe_load(PARAMS.read_text()), apply_profile(profile, PARAMS)
+    keys = [_key(o) for o in profile.set_params]
+    assert len(keys) == len(set(keys)), "a key set twice"
+    for key in keys:
+        assert _lookup(base, key) != _lookup(applied, key), f"{name}: {key} changes nothing"
 
 
 def test_the_full_profile_fixes_no_hyperparameter_and_tunes_for_real() -> None:
-    default, full = load_params(PROFILES["default"]), load_params(PROFILES["full"])
-    assert all(not full.method(m).hparams for m in full.benchmark_methods)
+    default, full = _params("default"), _params("full")
+    assert all(not full.method(m).hparams for m in full.benchmark.methods)
+    assert any(default.method(m).hparams for m in default.benchmark.methods)
     assert full.tune.n_trials > default.tune.n_trials
     assert full.train.max_epochs > default.train.max_epochs
+    assert full.benchmark.datasets == ("synth", "mosi_bclstm")
+    assert full.datasets["mosi_bclstm"] == default.datasets["mosi_bclstm"]  # same declaration
+    assert full.seeds == default.seeds and full.compare == default.compare
+
+
+def test_a_profile_with_an_unknown_key_is_refused(tmp_path) -> None:
+    (tmp_path / "typo.yaml").write_text(
+        "description: x\nset_params:\n  - tune.n_trails=5\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="profiles/typo.yaml: set_params: "):
+        profile_params(load_profile("typo", tmp_path), PARAMS)
+    (tmp_path / "bad.yaml").write_text(
+        "description: x\nset_params:\n  - +tune.n_trails=5\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="tune.n_trails: unknown key; .*did you mean 'n_trials'"):
+        profile_params(load_profile("bad", tmp_path), PARAMS)
+    with pytest.raises(ConfigError, match="no such profile; profiles in .*: bad, typo"):
+        load_profile("gpu", tmp_path)
+
+
+def test_profile_command_prints_the_dvc_experiment(capsys, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["profile", "full"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("dvc exp run -S 'benchmark.datasets=[synth,mosi_bclstm]'")
+    assert "-S '~methods.tfn.hparams'" in line and "-S tune.n_trials=50" in line
+
+
+def test_profile_run_calls_dvc_exp_run_with_each_override(monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    calls = []
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda command, check: calls.append(command) or subprocess.CompletedProcess(command, 0),
+    )
+    assert main(["profile", "full", "--run", "--", "--temp"]) == 0
+    (command,) = calls
+    assert command[:3] == ["dvc", "exp", "run"] and command[-1] == "--temp"
+    assert command.count("-S") == len(load_profile("full", PROFILES).set_params)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.rank_tests import friedman_nemenyi
-from harness.resampling import InsufficientDataError
+from harness.statistics.ranks import friedman_nemenyi
+from harness.statistics.resampling import InsufficientDataError
 
 
 def test_mean_ranks_and_critical_difference_by_hand() -> None:

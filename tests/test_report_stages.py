@@ -11,15 +11,18 @@ import numpy as np
 import pytest
 import yaml
 
-from harness import paths, report_stages
-from harness.comparison import ComparisonSettings, compare_values
+from harness import paths
 from harness.config import parse_params
+from harness.config.sections import CompareConfig
 from harness.metrics import METRICS
 from harness.records import RunResult
-from harness.reporting import frame_to_csv
+from harness.reports.tables import frame_to_csv
+from harness.stages import paper as paper_stage
+from harness.stages import rank as rank_stage
+from harness.statistics.comparison import compare_values
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = ComparisonSettings(ci_resamples=500, aso=False)
+FAST = CompareConfig(ci_resamples=500, aso=False)
 LEVELS = {"lf_dnn": 0.70, "tfn": 0.75, "mult": 0.80}  # mult best everywhere, lf_dnn worst
 
 
@@ -62,7 +65,7 @@ def project(tmp_path, monkeypatch) -> Path:
 def test_rank_across_three_datasets_draws_cd_diagrams(project: Path) -> None:
     datasets = ["synth", "synth_b", "synth_c"]
     _write_tables(datasets)
-    summary = report_stages.rank(_params(project, datasets))
+    summary = rank_stage.run(_params(project, datasets))
     acc = summary["acc2_non0"]
     assert acc["n_datasets"] == 3
     assert acc["mean_ranks"] == {"mult": 1.0, "tfn": 2.0, "lf_dnn": 3.0}  # by hand
@@ -79,7 +82,7 @@ def test_rank_across_three_datasets_draws_cd_diagrams(project: Path) -> None:
 
 def test_rank_with_one_dataset_explains_instead_of_crashing(project: Path) -> None:
     _write_tables(["synth"])
-    summary = report_stages.rank(_params(project, ["synth"]))
+    summary = rank_stage.run(_params(project, ["synth"]))
     assert summary["acc2_non0"]["mean_ranks"] is None
     assert summary["acc2_non0"]["ranks_per_dataset"]["synth"]["mult"] == 1.0
     report = (paths.ranks_dir() / "ranks.md").read_text()
@@ -106,7 +109,7 @@ def test_papers_stage_puts_reported_beside_reproduced(project: Path) -> None:
         project, ["synth"], tables=["mmsa-mosi", "fine-mosi-mosei"],
         datasets={"MOSI": "synth", "MOSEI": None},
     )  # fmt: skip
-    written = report_stages.papers(params)
+    written = paper_stage.run(params)
     assert [p.name for p in written] == ["mmsa-mosi.md", "fine-mosi-mosei.md"]
     assert sorted(p.name for p in paths.papers_dir().iterdir()) == sorted(
         f"{name}.{suffix}" for name in ("mmsa-mosi", "fine-mosi-mosei")

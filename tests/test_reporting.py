@@ -12,18 +12,18 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.comparison import FRAME_COLUMNS, compare_dataset
 from harness.errors import DataError, UnknownNameError
 from harness.metrics import METRICS
 from harness.records import RunResult
-from harness.reporting import (
+from harness.reports.tables import (
     read_comparison_csv,
     render_latex,
     render_markdown,
     summary_metrics,
     write_comparison,
 )
-from harness.stats import holm
+from harness.statistics.comparison import FRAME_COLUMNS, compare_dataset
+from harness.statistics.significance import holm
 
 SEEDS = (1111, 1112, 1113, 1114, 1115)
 JITTER = np.array([0.004, -0.003, 0.001, -0.002, 0.0])
@@ -181,7 +181,8 @@ def test_write_comparison_files_and_csv_round_trip(tmp_path: Path) -> None:
             metrics = {m: level + JITTER[i] for m in METRICS["mosi"]}
             metrics["corr"] = math.nan if (method, i) == ("tfn", 0) else metrics["corr"]
             mosi.append(make_record(method, seed, metrics, dataset="mosi"))
-    frame = write_comparison(mosi, "mosi", tmp_path)
+    frame = compare_dataset(mosi, "mosi")
+    write_comparison(frame, mosi, tmp_path)
     for suffix in ("md", "tex", "csv"):
         assert (tmp_path / f"mosi.{suffix}").is_file()
     summary = summary_metrics(frame)

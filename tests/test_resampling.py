@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.metrics import METRICS, compute_metrics
-from harness.resampling import (
+from harness.statistics.resampling import (
     ASO_THRESHOLD,
     InsufficientDataError,
     aso_epsilon,

@@ -12,22 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from harness.checkpoints import Checkpoint, load_checkpoint, restore_model, save_checkpoint
 from harness.data.loading import load_dataset
+from harness.data.missing import INTER_PATTERNS, RATES, MissingMasks
 from harness.data.store import read_manifest
 from harness.errors import ConfigError, DataError
-from harness.missing import INTER_PATTERNS, RATES, MissingMasks
-from harness.robustness import (
+from harness.evaluation.robustness import (
     CONDITIONS,
     INTRA,
-    RobustnessRecord,
     RobustnessTask,
     condition_name,
     evaluate_checkpoint,
-    load_records,
-    save_records,
 )
-from harness.robustness_report import (
+from harness.records import RobustnessRecord
+from harness.records.robustness import load_records, save_records
+from harness.reports.robustness import (
     area_frames,
     area_under_curve,
     areas,
@@ -35,7 +33,8 @@ from harness.robustness_report import (
     lost_area_frames,
     render_report,
 )
-from harness.training import LoopConfig, RunContext, build_model, evaluate, fit, predict
+from harness.training.checkpoints import Checkpoint, load_checkpoint, restore_model, save_checkpoint
+from harness.training.loop import LoopConfig, RunContext, build_model, evaluate, fit, predict
 from harness.workers import map_in_order
 from methods import METHODS
 
@@ -263,7 +262,7 @@ def test_lost_area_separates_robustness_from_complete_data_performance() -> None
 
 
 def test_curve_figures_are_written_as_png_and_pdf_with_identical_bytes(tmp_path: Path) -> None:
-    from harness.figures import rate_curves_figure, save_figure
+    from harness.reports.figures import rate_curves_figure, save_figure
 
     curves = curve_frame(_records("a", (1, 2), slope=1.0) + _records("b", (1, 2), 0.2), "mosi")
     intra = curves[curves["condition"] == INTRA]

@@ -8,7 +8,13 @@ import warnings
 import numpy as np
 import pytest
 
-from harness.stats import Summary, holm, paired_ttest, summarize, wilcoxon_signed_rank
+from harness.statistics.significance import (
+    Summary,
+    holm,
+    paired_ttest,
+    summarize,
+    wilcoxon_signed_rank,
+)
 
 T_975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness.errors import NonFiniteLossError
-from harness.training import LoopConfig, RunContext, build_model, evaluate, fit
+from harness.training.loop import LoopConfig, RunContext, build_model, evaluate, fit
 from methods import METHODS
 
 LOOP = LoopConfig(max_epochs=4, patience=10, select_metric="mae", progress=False)
@@ -92,7 +92,7 @@ def test_non_finite_loss_names_dataset_method_seed_epoch(tiny_data, monkeypatch)
 
 
 def test_device_auto_resolves_to_cpu_without_cuda() -> None:
-    from harness.training import resolve_device
+    from harness.training.loop import resolve_device
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from optuna.storages.journal import JournalFileBackend
 
 from harness.errors import DataError
 from harness.paths import best_params_file, study_storage
-from harness.tuning_history import (
+from harness.records import TuningRecord
+from harness.tuning.history import (
     best_so_far,
     history_csv,
     load_study_history,
@@ -111,7 +111,11 @@ def test_a_missing_or_corrupt_journal_is_a_one_line_data_error(tmp_path: Path) -
 def _write_best_params(root: Path, dataset: str, method: str, study_name: str) -> None:
     path = root / best_params_file(dataset, method)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"study_name": study_name}), encoding="utf-8")
+    record = TuningRecord(
+        dataset=dataset, method=method, study_name=study_name, select_metric="mae",
+        best_value=0.5, params={}, n_complete=1, n_pruned=0, fixed_hparams={}, search_space={},
+    )  # fmt: skip
+    record.save(path)
 
 
 def test_tuning_histories_follow_best_params_and_write_a_stable_csv(tmp_path: Path) -> None:
@@ -138,7 +142,7 @@ def test_tuning_histories_follow_best_params_and_write_a_stable_csv(tmp_path: Pa
 
 
 def test_tuning_histories_report_a_missing_best_params_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="best_params.json: no such file"):
+    with pytest.raises(DataError, match="best_params.json: not found; run the tune stage first"):
         tuning_histories("toy", ["absent"], root=tmp_path)
     _write_best_params(tmp_path, "toy", "nojournal", "toy.nojournal.x")
     with pytest.raises(DataError, match="nojournal.journal: no such Optuna journal"):

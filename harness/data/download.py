@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from pathlib import Path
 
 import requests
 from tqdm.auto import tqdm
 
+from harness.config.datasets import SHA256_PATTERN
 from harness.errors import DataError
 from harness.io_utils import sha256_file
 
 log = logging.getLogger("msabench")
 
 CHUNK_BYTES = 1 << 16
-SHA256_PATTERN = re.compile(r"^[0-9a-fA-F]{64}$")
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 _RETRYABLE_ERRORS = (
     requests.exceptions.ConnectionError,

@@ -13,14 +13,12 @@ Each source is registered under the name used in params.yaml (`datasets.<name>.s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from harness.config import DatasetConfig
-from harness.data.download import SHA256_PATTERN, download, verify_file
+from harness.config.datasets import SOURCE_KEYS, DatasetConfig, parse_remote_files
+from harness.data.download import download, verify_file
 from harness.data.formats import FORMATS
 from harness.data.store import write_store
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
@@ -79,16 +77,6 @@ def resolve_user_path(value: Any, key: str) -> Path:
     return path if path.is_absolute() or path.parts[:1] == (DATASETS.name,) else DATASETS / path
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    """One declared file of a `url` dataset: where it comes from, its sha256 and where it goes
-    inside the dataset's raw folder (a relative POSIX path, keeping the bundle's layout)."""
-
-    url: str
-    sha256: str
-    path: str
-
-
 @SOURCES.register("url")
 def _fetch_url(config: DatasetConfig, target: Path, source_path: Path | None) -> None:
     key = f"datasets.{config.name}"
@@ -115,41 +103,12 @@ def _fetch_url(config: DatasetConfig, target: Path, source_path: Path | None) ->
     write_store(target, config.name, config.kind, splits, source, inputs)
 
 
-_URL_SCHEME = re.compile(r"^https?://[^/\s]+", re.IGNORECASE)
-
-
-def parse_remote_files(value: Any, key: str) -> list[RemoteFile]:
-    """Validate a `files:` list of {url, sha256, path} mappings; ConfigError names the entry."""
-    if not isinstance(value, list) or not value:
-        raise ConfigError(
-            f"{key}: expected a non-empty list of {{url, sha256, path}}, got {value!r}"
-        )
-    files, seen = [], set()
-    for i, entry in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(entry, Mapping) or set(entry) != {"url", "sha256", "path"}:
-            raise ConfigError(
-                f"{where}: expected a mapping with keys url, sha256, path, got {entry!r}"
-            )
-        url, sha256, path = entry["url"], entry["sha256"], entry["path"]
-        if not isinstance(url, str) or not _URL_SCHEME.match(url):
-            raise ConfigError(f"{where}.url: expected an http(s):// URL, got {url!r}")
-        if not isinstance(sha256, str) or not SHA256_PATTERN.match(sha256):
-            raise ConfigError(f"{where}.sha256: expected 64 hex characters, got {sha256!r}")
-        parts = PurePosixPath(path).parts if isinstance(path, str) else ()
-        if not parts or path.startswith("/") or ".." in parts or "\\" in path:
-            raise ConfigError(
-                f"{where}.path: expected a relative path inside the dataset, got {path!r}"
-            )
-        if path in seen:
-            raise ConfigError(f"{where}.path: {path!r} declared twice; expected distinct paths")
-        seen.add(path)
-        files.append(RemoteFile(url, sha256.lower(), str(PurePosixPath(path))))
-    return files
-
-
 def _format_option(config: DatasetConfig, key: str) -> str:
     fmt = config.options.get("format")
     if fmt not in FORMATS:
         raise ConfigError(f"{key}.format: {FORMATS.unknown_message(fmt)}")
     return fmt
+
+
+if set(SOURCES) != set(SOURCE_KEYS):  # the schema (harness/config/datasets.py) names them too
+    raise RuntimeError(f"sources {SOURCES.names()} differ from the schema's {sorted(SOURCE_KEYS)}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.types import LABEL_RANGES, MODALITIES, SPLITS
+from harness.data.spec import LABEL_RANGES, MODALITIES, SPLITS
 from harness.errors import DataError
 
 _CHECK_CHUNK = 1 << 24  # elements validated at a time (bounds memory for multi-GB splits)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.data.spec import DATASET_KINDS, LABEL_RANGES, MODALITIES, SPLITS, DataSpec
 from harness.data.split_arrays import SplitArrays, check_extras, check_splits
-from harness.data.types import DATASET_KINDS, LABEL_RANGES, MODALITIES, SPLITS, DataSpec
 from harness.errors import DataError
 from harness.io_utils import atomic_directory, sha256_file, write_json_atomic
 
@@ -220,6 +220,16 @@ def read_manifest(directory: str | Path) -> Manifest:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     return Manifest.from_dict(payload, where=str(path))
+
+
+def check_store_kind(declared: str, stored: str, dataset: str) -> None:
+    """DataError when the store at features/<dataset> was built for another dataset kind than
+    params.yaml now declares (a stale store: fetch again)."""
+    if declared != stored:
+        raise DataError(
+            f"features/{dataset}: stored kind '{stored}' differs from params.yaml "
+            f"datasets.{dataset}.kind '{declared}'; run `msabench fetch {dataset}` again"
+        )
 
 
 def verify_store(directory: str | Path) -> Manifest:

@@ -45,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.data.spec import MODALITIES, SPLITS
 from harness.data.split_arrays import SplitArrays
 from harness.data.store import Manifest, write_store
-from harness.data.types import MODALITIES, SPLITS
 from harness.errors import ConfigError
 from harness.io_utils import sha256_json
 

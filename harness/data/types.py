@@ -10,21 +10,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
-SPLITS: tuple[str, ...] = ("train", "valid", "test")
-DATASET_KINDS: tuple[str, ...] = ("mosi", "sims")  # MOSI/MOSEI metrics vs CH-SIMS metrics
-LABEL_RANGES: dict[str, tuple[float, float]] = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """What a method needs to know to build itself for a dataset."""
-
-    kind: str  # one of DATASET_KINDS
-    feature_dims: dict[str, int]  # modality -> D_m
-    max_lengths: dict[str, int]  # modality -> T_m (padded length)
-    label_range: tuple[float, float]  # (-3, 3) for mosi kind, (-1, 1) for sims kind
-    modalities: tuple[str, ...] = MODALITIES
+# the torch-free names live in spec.py (configuration and file readers import them without
+# torch); re-exported here for the code that works with batches
+from harness.data.spec import (  # noqa: E402,F401
+    DATASET_KINDS,
+    LABEL_RANGES,
+    MODALITIES,
+    SPLITS,
+    DataSpec,
+)
 
 
 @dataclass

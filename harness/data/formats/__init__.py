@@ -1,20 +1,15 @@
 """Readers of feature-file formats: each turns a user's files into the store's SplitArrays.
 
-A reader is registered under the name used in params.yaml (`datasets.<name>.format`) and called as
-`reader(path, options) -> {"train": SplitArrays, "valid": ..., "test": ...}`; `options` is the
-dataset's params section. `write_store` then validates and writes the canonical feature store.
+A format is registered under the name used in params.yaml (`datasets.<name>.format`) with the
+dataclass of the options it reads from the dataset's section (its defaults live there only;
+harness/config refuses any other key at load time), and called as
+`FORMATS.get(name)(path, section) -> {"train": SplitArrays, "valid": ..., "test": ...}`, where
+`section` is the dataset's params mapping. `write_store` then validates and writes the canonical
+feature store. Reader modules keep heavy imports (pandas) inside their functions, so reading
+the registry is cheap.
 """
 
-from __future__ import annotations
+from harness.data.formats import bclstm, mmsa, mult, npz  # noqa: F401  (each registers itself)
+from harness.data.formats.registry import FORMATS, FileFormat, read_options, register_format
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
-
-from harness.data.split_arrays import SplitArrays
-from harness.registry import Registry
-
-Reader = Callable[[Path, Mapping[str, Any]], dict[str, SplitArrays]]
-FORMATS: Registry[Reader] = Registry("format")
-
-from harness.data.formats import bclstm, mmsa, mult, npz  # noqa: E402,F401  (registers readers)
+__all__ = ["FORMATS", "FileFormat", "read_options", "register_format"]

@@ -22,17 +22,20 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
-from harness.data.formats import FORMATS
+from harness.data.formats.registry import read_options, register_format
+from harness.data.spec import SPLITS
 from harness.data.split_arrays import SplitArrays
-from harness.data.types import SPLITS
 from harness.errors import ConfigError, DataError
+from harness.schema import non_negative, probability
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("msabench")
 
@@ -78,10 +81,20 @@ class Utterances:
         )
 
 
-@FORMATS.register("bclstm")
+@dataclass(frozen=True)
+class BclstmOptions:
+    """The options of format bclstm (`datasets.<name>.<option>`)."""
+
+    split: Literal["bclstm", "mmsa_standard"] = "bclstm"  # SPLIT_MODES; mmsa_standard leaks
+    valid_fraction: float = field(default=0.15, metadata={"check": probability})
+    split_seed: int = field(default=0, metadata={"check": non_negative})
+
+
+@register_format("bclstm", BclstmOptions)
 def read_bclstm(directory: Path, options: Mapping[str, Any]) -> dict[str, SplitArrays]:
-    """Read the bundle under `directory` and split it as `options["split"]` says."""
-    split, valid_fraction, seed = _parse_options(options)
+    """Read the bundle under `directory` and split it as option `split` says."""
+    settings: BclstmOptions = read_options(BclstmOptions, options)
+    split, valid_fraction, seed = settings.split, settings.valid_fraction, settings.split_seed
     utterances = read_bundle(Path(directory))
     if split == "bclstm":
         assignment = bclstm_assignment(utterances, valid_fraction, seed)
@@ -107,25 +120,6 @@ def bclstm_assignment(utterances: Utterances, valid_fraction: float, seed: int) 
     order = np.random.default_rng(seed).permutation(len(videos))
     in_valid = in_train & np.isin(utterances.video_ids, videos[order[:n_valid]])
     return np.where(in_train, np.where(in_valid, "valid", "train"), "test")
-
-
-def _parse_options(options: Mapping[str, Any]) -> tuple[str, float, int]:
-    split = options.get("split", "bclstm")
-    if split not in SPLIT_MODES:
-        raise ConfigError(
-            f"split: expected one of {', '.join(SPLIT_MODES)}, got {split!r} (format bclstm)"
-        )
-    fraction = options.get("valid_fraction", 0.15)
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
-        raise ConfigError(
-            f"valid_fraction: expected a number between 0 and 1, got {fraction!r} (format bclstm)"
-        )
-    seed = options.get("split_seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(
-            f"split_seed: expected a non-negative integer, got {seed!r} (format bclstm)"
-        )
-    return split, float(fraction), seed
 
 
 # -- reading and joining the files ------------------------------------------------------------
@@ -176,6 +170,8 @@ def _read_split(
 def _read_numeric_csv(path: Path, n_columns: int) -> np.ndarray:
     """(R, n_columns) float64 from a header-less CSV of quoted numbers. A fast float parse first;
     if anything is off, a cell-by-cell parse finds the row and column to name."""
+    import pandas as pd
+
     _require_file(path)
     try:
         values = pd.read_csv(path, header=None, dtype=np.float64).to_numpy()
@@ -204,6 +200,8 @@ def _require_file(path: Path) -> None:
 
 def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
     """All cells as strings (a missing cell of a short row reads as ""); a ragged file raises."""
+    import pandas as pd
+
     _require_file(path)
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
@@ -216,6 +214,8 @@ def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
 
 def _read_transcripts(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(ids (K,) unicode, binary labels (K,) int64) from transcripts.csv."""
+    import pandas as pd
+
     frame = _read_csv(path, header=None)
     if frame.shape[1] != 4:
         raise DataError(f"{path}: {frame.shape[1]} columns, expected 4 (id, text, int, label)")
@@ -236,6 +236,8 @@ def _read_transcripts(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_labels(path: Path, transcript_ids: np.ndarray) -> dict[str, np.ndarray]:
     """label.csv columns aligned to transcripts.csv rows: label (K,) float64, video_id, mode."""
+    import pandas as pd
+
     frame = _read_csv(path)
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
     if missing:

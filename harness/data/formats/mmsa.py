@@ -28,16 +28,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.data.formats import FORMATS
+from harness.data.formats.registry import read_options, register_format
 from harness.data.safe_pickle import safe_load
+from harness.data.spec import LABEL_RANGES, MODALITIES, SPLITS
 from harness.data.split_arrays import SplitArrays
-from harness.data.types import LABEL_RANGES, MODALITIES, SPLITS
 from harness.errors import ConfigError, DataError
 
 LOG = logging.getLogger("msabench")
@@ -69,29 +69,25 @@ class Where:
 
 @dataclass(frozen=True)
 class PickleOptions:
-    """The reader settings of a dataset's params section."""
+    """The reader settings of a dataset's params section (`datasets.<name>.<option>`)."""
 
-    kind: str | None  # label range check when set (the store checks it again)
-    fill_nonfinite: bool = False
-    clip_lengths: bool = False
+    file: str | None = None  # the pickle inside a directory (default: its only .pkl)
+    fill_nonfinite: bool = False  # zero-fill NaN/Inf in text and vision instead of refusing
+    clip_lengths: bool = False  # clip declared lengths longer than the sequence
+    kind: str | None = field(default=None, metadata={"derived": True})  # the dataset's kind
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> PickleOptions:
+        """From a dataset section; `kind` (a dataset key, not an option) checks label ranges."""
         kind = options.get("kind")
         if kind is not None and kind not in LABEL_RANGES:
             raise ConfigError(f"kind: expected one of {sorted(LABEL_RANGES)}, got {kind!r}")
-        flags = {}
-        for name in ("fill_nonfinite", "clip_lengths"):
-            value = options.get(name, False)
-            if not isinstance(value, bool):
-                raise ConfigError(f"{name}: expected true or false, got {value!r}")
-            flags[name] = value
-        return cls(kind=kind, **flags)
+        return replace(read_options(cls, options), kind=kind)
 
 
-def resolve_pickle(path: Path, options: Mapping[str, Any]) -> Path:
-    """`path` itself if a file; else `path/<options["file"]>`, or the directory's only .pkl."""
-    name = options.get("file")
+def resolve_pickle(path: Path, options: PickleOptions) -> Path:
+    """`path` itself if a file; else `path/<options.file>`, or the directory's only .pkl."""
+    name = options.file
     if path.is_file():
         return path
     if name is not None:
@@ -322,7 +318,7 @@ def read_pickled_splits(
     """Resolve and load the pickle, then `convert_split(Where, raw_split, PickleOptions)` each
     split, dropping the pickled split as soon as it is converted."""
     settings = PickleOptions.from_mapping(options)
-    file = resolve_pickle(path, options)
+    file = resolve_pickle(path, settings)
     data = load_pickled_splits(file)
     splits: dict[str, SplitArrays] = {}
     for split in SPLITS:
@@ -332,7 +328,7 @@ def read_pickled_splits(
     return splits
 
 
-@FORMATS.register("mmsa")
+@register_format("mmsa", PickleOptions)
 def read_mmsa(path: Path, options: Mapping[str, Any]) -> dict[str, SplitArrays]:
     """An MMSA pickle (a file, or a directory holding one .pkl or option `file:`) as
     {split: SplitArrays}; see the module docstring for lengths and non-finite values."""

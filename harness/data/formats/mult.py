@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.formats import FORMATS
 from harness.data.formats.mmsa import (
     PickleOptions,
     Where,
@@ -39,13 +38,14 @@ from harness.data.formats.mmsa import (
     to_ids,
     to_labels,
 )
+from harness.data.formats.registry import register_format
+from harness.data.spec import MODALITIES
 from harness.data.split_arrays import SplitArrays
-from harness.data.types import MODALITIES
 
 MULT_KEYS = ("labels", "id", "text", "audio", "vision")
 
 
-@FORMATS.register("mult")
+@register_format("mult", PickleOptions)
 def read_mult(path: Path, options: Mapping[str, Any]) -> dict[str, SplitArrays]:
     """A MulT/CMU pickle (a file, or a directory holding one .pkl or option `file:`) as
     {split: SplitArrays}; see the module docstring for lengths and non-finite values."""

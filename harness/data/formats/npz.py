@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.formats import FORMATS
+from harness.data.formats.registry import register_format
+from harness.data.spec import MODALITIES, SPLITS
 from harness.data.split_arrays import SplitArrays
-from harness.data.types import MODALITIES, SPLITS
 from harness.errors import DataError
 
 
-@FORMATS.register("npz")
+@register_format("npz")
 def read_npz_splits(directory: Path, options: Mapping[str, Any]) -> dict[str, SplitArrays]:
     """`directory/{train,valid,test}.npz` with the feature store's keys; float64 features and
     integer lengths of any width are accepted and converted."""

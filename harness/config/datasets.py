@@ -1,0 +1,135 @@
+"""`datasets.<name>` sections: where a dataset's features come from, checked key by key.
+
+Every dataset has `source` and `kind`; the other keys a section may hold depend on the source
+(`SOURCE_KEYS`) and, for file-based sources, on the format: each registered format declares the
+dataclass of its options (harness/data/formats). Any other key is an error naming the full key
+path, what is allowed and the closest allowed key. The synthetic generator's settings are checked
+by `SyntheticConfig` (harness/data/synthetic.py), a url dataset's `files` here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from harness.data.spec import DATASET_KINDS
+from harness.errors import ConfigError
+from harness.schema import check_keys
+
+SHA256_PATTERN = re.compile(r"^[0-9a-fA-F]{64}$")
+_URL_SCHEME = re.compile(r"^https?://[^/\s]+", re.IGNORECASE)
+
+# the keys each source reads besides `source` and `kind` (harness/data/sources.py implements
+# them; a test checks the two name the same sources)
+SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "synthetic": ("synthetic",),
+    "file": ("format", "path"),
+    "url": ("format", "files"),
+}
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One declared file of a `url` dataset: where it comes from, its sha256 and where it goes
+    inside the dataset's raw folder (a relative POSIX path, keeping the bundle's layout)."""
+
+    url: str
+    sha256: str
+    path: str
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    source: str  # a key of SOURCE_KEYS: "synthetic", "file", "url"
+    kind: str  # "mosi" (MOSI/MOSEI metrics) or "sims"
+    options: Mapping[str, Any] = field(default_factory=dict)  # the whole section, checked
+
+
+def parse_dataset(name: str, raw: Any, source: str) -> DatasetConfig:
+    """The section `datasets.<name>` checked: its source and kind, the keys the source and its
+    format allow, the format's options, a synthetic dataset's generator settings and a url
+    dataset's files. ConfigError (one line, the full key path) for anything else."""
+    key = f"datasets.{name}"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: {key}: expected a mapping, got {raw!r}")
+    origin = raw.get("source")
+    if origin not in SOURCE_KEYS:
+        expected = f"one of {', '.join(SOURCE_KEYS)}"
+        raise ConfigError(f"{source}: {key}.source: expected {expected}, got {origin!r}")
+    kind = raw.get("kind")
+    if kind not in DATASET_KINDS:
+        expected = f"one of {', '.join(DATASET_KINDS)}"
+        raise ConfigError(f"{source}: {key}.kind: expected {expected}, got {kind!r}")
+    allowed = ["source", "kind", *SOURCE_KEYS[origin]]
+    if "format" in allowed:
+        allowed += _format_options(raw, key, source)
+    check_keys(raw, allowed, key, source)
+    if origin == "synthetic":
+        _check_synthetic(raw.get("synthetic", {}), f"{key}.synthetic", source)
+    elif origin == "url":
+        parse_remote_files(raw.get("files"), f"{key}.files", source)
+    elif not isinstance(raw.get("path"), str) or not raw.get("path"):
+        raise ConfigError(
+            f"{source}: {key}.path: expected a path under datasets/ or an absolute path, "
+            f"got {raw.get('path')!r}"
+        )
+    return DatasetConfig(name, origin, kind, dict(raw))
+
+
+def _format_options(raw: Mapping[str, Any], key: str, source: str) -> list[str]:
+    """The option names of the section's format, after checking the format and the options."""
+    from harness.data.formats import FORMATS, read_options
+
+    fmt = raw.get("format")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{source}: {key}.format: {FORMATS.unknown_message(fmt)}")
+    reader = FORMATS.get(fmt)
+    try:
+        read_options(reader.options, raw, key)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return reader.option_names()
+
+
+def _check_synthetic(options: Any, key: str, source: str) -> None:
+    from harness.data.synthetic import SyntheticConfig
+
+    try:
+        SyntheticConfig.from_mapping(options, key)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def parse_remote_files(value: Any, key: str, source: str = "") -> list[RemoteFile]:
+    """Validate a `files:` list of {url, sha256, path} mappings; ConfigError names the entry."""
+    prefix = f"{source}: " if source else ""
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{prefix}{key}: expected a non-empty list of {{url, sha256, path}}, got {value!r}"
+        )
+    files, seen = [], set()
+    for i, entry in enumerate(value):
+        where = f"{prefix}{key}[{i}]"
+        if not isinstance(entry, Mapping) or set(entry) != {"url", "sha256", "path"}:
+            raise ConfigError(
+                f"{where}: expected a mapping with keys url, sha256, path, got {entry!r}"
+            )
+        url, sha256, path = entry["url"], entry["sha256"], entry["path"]
+        if not isinstance(url, str) or not _URL_SCHEME.match(url):
+            raise ConfigError(f"{where}.url: expected an http(s):// URL, got {url!r}")
+        if not isinstance(sha256, str) or not SHA256_PATTERN.match(sha256):
+            raise ConfigError(f"{where}.sha256: expected 64 hex characters, got {sha256!r}")
+        parts = PurePosixPath(path).parts if isinstance(path, str) else ()
+        if not parts or path.startswith("/") or ".." in parts or "\\" in path:
+            raise ConfigError(
+                f"{where}.path: expected a relative path inside the dataset, got {path!r}"
+            )
+        if path in seen:
+            raise ConfigError(f"{where}.path: {path!r} declared twice; expected distinct paths")
+        seen.add(path)
+        files.append(RemoteFile(url, sha256.lower(), str(PurePosixPath(path))))
+    return files

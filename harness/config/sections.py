@@ -1,0 +1,118 @@
+"""The sections of params.yaml as frozen dataclasses: every key the pipeline reads, its type, its
+check and its default, each default in this one place (a field without one is required).
+
+`harness.schema.parse_section` builds them and refuses unknown keys. The dataset and method
+sections are in datasets.py and params.py; docs/configuration.md describes every key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from harness.schema import (
+    check_fields,
+    checked,
+    non_empty,
+    non_negative,
+    positive,
+    probability,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkConfig:
+    """What `dvc repro` runs: every dataset x every method."""
+
+    datasets: tuple[str, ...] = checked(check=non_empty)
+    methods: tuple[str, ...] = checked(check=non_empty)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MlflowConfig:
+    tracking_uri: str = "sqlite:///mlflow.db"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodConfig:
+    """`methods.<name>`: fixed hyperparameters (not tuned) and search-space overrides; both are
+    checked against the method itself when a stage that runs it reads the params
+    (harness/config/methods.py)."""
+
+    name: str = field(default="", metadata={"derived": True})  # the section's key
+    hparams: dict[str, Any] = field(default_factory=dict)
+    search_space: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrunerConfig:
+    """`tune.pruner`: "median" stops a trial whose validation score at an epoch is worse than
+    the median of earlier trials there (after `n_startup_trials` trials and `n_warmup_steps`
+    epochs); "none" runs every trial to its end."""
+
+    kind: Literal["median", "none"] = "median"
+    n_startup_trials: int = checked(3, non_negative)
+    n_warmup_steps: int = checked(3, non_negative)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuneConfig:
+    n_trials: int = checked(check=positive)  # per (dataset, method)
+    max_epochs: int = checked(check=positive)
+    patience: int = checked(check=positive)
+    enqueue_defaults: bool = True  # trial 0 = the method's defaults, so tuning never ends worse
+    sampler_seed: int = checked(42, non_negative)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    max_epochs: int = checked(check=positive)
+    patience: int = checked(check=positive)
+    select_metric: str = "mae"  # validation metric for early stopping and tuning
+    workers: int = checked(1, positive)  # processes training seeds at once
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeConfig:
+    """`dvc repro`'s probe stage: these factorized methods on these synthetic datasets."""
+
+    datasets: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RobustnessConfig:
+    """The missing-modality protocol's evaluation (harness/evaluation/robustness.py)."""
+
+    missing_seed: int = checked(0, non_negative)  # fixes every mask: the same for every method
+    workers: int = checked(1, positive)  # processes evaluating trained models at once
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareConfig:
+    """How a comparison table's statistics are computed (harness/statistics/comparison.py);
+    `seed` drives every resampling, so the same records give the same tables."""
+
+    alpha: float = checked(0.05, probability)  # significance level after Holm correction
+    seed: int = checked(0, non_negative)
+    confidence: float = checked(0.95, probability)
+    ci_resamples: int = checked(10_000, positive)  # bootstrap CI of the mean over seeds
+    aso: bool = True  # Almost Stochastic Order against the best method
+    aso_bootstrap: int = checked(1000, positive)  # ASO's bootstrap iterations (deepsig's)
+    sample_resamples: int = checked(1000, positive)  # paired bootstrap over test samples
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # also when built in code, not only from params.yaml
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperConfig:
+    """Paper-table regeneration (harness/papers/): which registered tables the paper stage
+    writes, and which project dataset stands for each paper dataset (None: none here)."""
+
+    tables: tuple[str, ...] = ()
+    datasets: dict[str, str | None] = field(default_factory=dict)

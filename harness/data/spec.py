@@ -1,0 +1,23 @@
+"""What a dataset is, without torch: modalities, splits, dataset kinds and their label ranges,
+and `DataSpec` (what a method needs to know to build itself). harness/data/types.py holds the
+tensor containers (`Batch`, `SplitData`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+DATASET_KINDS: tuple[str, ...] = ("mosi", "sims")  # MOSI/MOSEI metrics vs CH-SIMS metrics
+LABEL_RANGES: dict[str, tuple[float, float]] = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a method needs to know to build itself for a dataset."""
+
+    kind: str  # one of DATASET_KINDS
+    feature_dims: dict[str, int]  # modality -> D_m
+    max_lengths: dict[str, int]  # modality -> T_m (padded length)
+    label_range: tuple[float, float]  # (-3, 3) for mosi kind, (-1, 1) for sims kind
+    modalities: tuple[str, ...] = MODALITIES

@@ -1,0 +1,213 @@
+"""Stage `train` (`msabench train DATASET METHOD`): train a method once per seed with its tuned
+hyperparameters, evaluate each run once on the test split, and write per seed a `RunResult`
+record, the test predictions and the checkpoint under results/runs/<dataset>/<method>/.
+
+The directory is replaced atomically. Each finished seed is also kept under
+`paths.train_resume` (keyed by the resolved configuration and the digest of the code this stage
+runs, `harness.code_identity`) until the whole directory is in place, so a run killed part-way
+resumes with the seeds it finished, logs none of them twice, and never keeps seeds of other code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from harness import paths
+from harness.code_identity import code_digest
+from harness.config import Params
+from harness.data.loading import load_dataset
+from harness.data.store import check_store_kind, read_manifest
+from harness.data.types import SplitData
+from harness.io_utils import atomic_directory, sha256_json
+from harness.provenance import git_commit, package_versions
+from harness.records import RunResult, TuningRecord
+from harness.tracking import (
+    Tracker,
+    log_epoch,
+    log_final,
+    log_json_artifact,
+    log_params,
+    log_text_artifact,
+    set_hardware_tags,
+    standard_tags,
+)
+from harness.training.checkpoints import Checkpoint, save_checkpoint
+from harness.training.loop import LoopConfig
+from harness.training.seed_runs import SeedOutcome, SeedTask, run_seed, run_seeds
+from methods import load_method
+
+log = logging.getLogger("msabench")
+
+
+def run(params: Params, dataset: str, method: str) -> Path:
+    """Train `method` on `dataset` over `params.seeds`; returns the runs directory."""
+    declared = params.dataset(dataset)
+    method_cls = load_method(method)
+    best = TuningRecord.load(
+        paths.best_params_file(dataset, method), missing=f"run `msabench tune {dataset} {method}`"
+    )
+    store = paths.feature_store(dataset)
+    # the spec and the test ids/labels only; each seed run loads (memory-maps) the store itself
+    spec, splits = load_dataset(store, standardize=False, splits=("test",))
+    check_store_kind(declared.kind, spec.kind, dataset)
+    hparams = method_cls.resolve_hparams(
+        spec.kind, params.method(method).hparams, best.params, where=f"methods.{method}.hparams"
+    )
+    loop = LoopConfig.for_training(params)
+    resolved = {
+        "dataset": dataset,
+        "method": method,
+        "hparams": asdict(hparams),
+        "loop": asdict(loop),
+        "data_hash": read_manifest(store).data_hash,
+    }
+    tasks = [SeedTask(method, hparams, store, dataset, loop, seed) for seed in params.seeds]
+    # seeds finished by an interrupted run of this exact configuration and code are kept
+    code = code_digest("train", (method,))
+    resume = paths.train_resume(dataset, method) / sha256_json({**resolved, "code": code})[:16]
+    kept = {task.seed for task in tasks if _finished_seed(resume, task.seed)}
+    if kept:
+        log.info("%s/%s: seeds %s kept from an interrupted run", method, dataset, sorted(kept))
+    pending = [task for task in tasks if task.seed not in kept]
+    outcomes = _outcomes(Tracker(params.tracking_uri), resolved, pending, splits["test"], params)
+    target = paths.runs_dir(dataset, method)
+    with atomic_directory(target) as tmp:
+        for task in tasks:
+            if task.seed not in kept:  # train it, log it, then keep it for a resumed run
+                record, predictions, state = next(outcomes)
+                checkpoint = Checkpoint(
+                    method, dataset, task.seed, resolved["hparams"], resolved["data_hash"], state
+                )
+                _save_finished_seed(resume, record, predictions, checkpoint)
+                log.info("%s/%s seed %d: test %s", method, dataset, task.seed,
+                         _short(record.metrics))  # fmt: skip
+            for name in _seed_files(dataset, method, task.seed):
+                shutil.copyfile(resume / f"seed-{task.seed}" / name, tmp / name)
+    shutil.rmtree(paths.train_resume(dataset, method), ignore_errors=True)
+    return target
+
+
+def _outcomes(tracker: Tracker, resolved: dict, pending: list[SeedTask], test, params: Params):
+    """(RunResult, predictions CSV, weights) per pending seed, in order, each inside its MLflow
+    run. One worker: in this process, per-epoch curves reach MLflow while training; more:
+    seeds in worker processes, each run's curves logged when it finishes."""
+    if params.train.workers <= 1:
+        return (
+            _track_seed(tracker, resolved, task, test, lambda task, live: run_seed(task, live))
+            for task in pending
+        )
+    finished = run_seeds(pending, params.train.workers) if pending else iter(())
+    return (
+        _track_seed(tracker, resolved, task, test, lambda task, live: next(finished))
+        for task in pending
+    )
+
+
+def _seed_files(dataset: str, method: str, seed: int) -> list[str]:
+    """The names of one seed's outputs: record, test predictions, checkpoint."""
+    return [
+        paths.run_record(dataset, method, seed).name,
+        paths.run_predictions(dataset, method, seed).name,
+        paths.run_checkpoint(dataset, method, seed).name,
+    ]
+
+
+def _finished_seed(resume: Path, seed: int) -> bool:
+    """True if `resume` holds seed `seed` complete (its folder appears only when whole)."""
+    return (resume / f"seed-{seed}").is_dir()
+
+
+def _save_finished_seed(
+    resume: Path, record: RunResult, predictions: str, checkpoint: Checkpoint
+) -> None:
+    """Keep a finished seed (after its MLflow run ended) in `resume`/seed-<s>/, atomically."""
+    dataset, method, seed = record.dataset, record.method, record.seed
+    record_name, predictions_name, checkpoint_name = _seed_files(dataset, method, seed)
+    with atomic_directory(resume / f"seed-{seed}") as tmp:
+        record.save(tmp / record_name)
+        (tmp / predictions_name).write_text(predictions)
+        save_checkpoint(tmp / checkpoint_name, checkpoint)
+
+
+def _track_seed(
+    tracker: Tracker,
+    resolved: dict,
+    task: SeedTask,
+    test: SplitData,
+    produce: Callable[[SeedTask, list], SeedOutcome],
+) -> tuple:
+    """One MLflow run around `produce(task, live_callbacks) -> SeedOutcome`: tags, params, the
+    per-epoch curves (live, or replayed from the outcome's history if they were not logged
+    live), final metrics and artifacts. Returns (RunResult, predictions CSV text, weights)."""
+    dataset, method, seed = resolved["dataset"], resolved["method"], task.seed
+    config_hash = sha256_json(resolved)
+    tags = standard_tags(
+        "train", dataset, method=method, seed=seed, data_hash=resolved["data_hash"],
+        config_hash=config_hash,
+    )  # fmt: skip
+    with tracker.run(
+        dataset, f"train/{dataset}/{method}/seed-{seed}", f"{method}-seed{seed}", tags
+    ):
+        log_params(resolved["hparams"])
+        logged: list[int] = []
+
+        def live(epoch_log) -> None:
+            log_epoch(epoch_log)
+            logged.append(epoch_log.epoch)
+
+        outcome = produce(task, [live])
+        if outcome.seed != seed:
+            raise RuntimeError(f"seed runs out of order: expected {seed}, got {outcome.seed}")
+        for epoch_log in outcome.history:
+            if epoch_log.epoch not in logged:
+                log_epoch(epoch_log)
+        record = _record(resolved, config_hash, outcome)
+        set_hardware_tags(outcome.hardware)
+        log_final(outcome.test_metrics, prefix="test_")
+        log_final(outcome.best_valid, prefix="best_valid_")
+        log_final({"best_epoch": outcome.best_epoch, "wall_time_s": record.wall_time_s}, "")
+        csv_text = _predictions_csv(test.ids, outcome.predictions, test.labels)
+        log_json_artifact(record.to_dict(), "record.json")
+        log_json_artifact(resolved, "config.json")
+        log_text_artifact(csv_text, "test_predictions.csv")
+    return record, csv_text, outcome.state
+
+
+def _record(resolved: dict, config_hash: str, outcome: SeedOutcome) -> RunResult:
+    return RunResult(
+        method=resolved["method"],
+        dataset=resolved["dataset"],
+        seed=outcome.seed,
+        split="test",
+        metrics=outcome.test_metrics,
+        valid_metrics=outcome.best_valid,
+        hparams=resolved["hparams"],
+        config_hash=config_hash,
+        data_hash=resolved["data_hash"],
+        git_commit=git_commit(),
+        package_versions=package_versions(),
+        wall_time_s=outcome.wall_time_s,
+        best_epoch=outcome.best_epoch,
+        epochs_run=outcome.epochs_run,
+        device=outcome.device,
+        hardware=outcome.hardware,
+    )
+
+
+def _predictions_csv(ids, predictions, labels) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "prediction", "label"])
+    for sample_id, prediction, label in zip(ids, predictions, labels.tolist(), strict=True):
+        writer.writerow([sample_id, repr(float(prediction)), repr(float(label))])
+    return buffer.getvalue()
+
+
+def _short(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
