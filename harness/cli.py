@@ -155,22 +155,26 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         check_methods(params, methods)
     stage = importlib.import_module(f"harness.stages.{args.command}")
-    if args.command == "fetch":
-        stage.run(params, args.dataset, args.path, args.file_format, args.kind)
-    elif args.command == "tune":
-        stage.run(params, args.dataset, args.method, args.storage, args.worker)
-    elif args.command in ("train", "probe"):
-        stage.run(params, args.dataset, args.method)
-    elif args.command == "robustness":
-        stage.run(params, args.dataset)
-    elif args.command == "paper" and args.all:
-        for path in stage.run(params):
-            print(path)
-    elif args.command == "paper":
+    if args.command == "paper" and not args.all:
         print(stage.run_one(params, args.name))
-    else:  # compare, rank
-        stage.run(params)
+        return 0
+    result = stage.run(params, *_STAGE_ARGS[args.command](args))
+    if args.command == "paper":
+        print("\n".join(str(path) for path in result))
     return 0
+
+
+# what each stage's `run(params, ...)` takes from the command line
+_STAGE_ARGS = {
+    "fetch": lambda a: (a.dataset, a.path, a.file_format, a.kind),
+    "tune": lambda a: (a.dataset, a.method, a.storage, a.worker),
+    "train": lambda a: (a.dataset, a.method),
+    "probe": lambda a: (a.dataset, a.method),
+    "robustness": lambda a: (a.dataset,),
+    "compare": lambda a: (),
+    "rank": lambda a: (),
+    "paper": lambda a: (),
+}
 
 
 def _check(params) -> int:
@@ -178,10 +182,13 @@ def _check(params) -> int:
     from harness.config.methods import check_methods
     from methods import METHOD_MODULES
 
-    check_methods(params, [*params.methods, *params.benchmark.methods])
+    checked = sorted({*params.methods, *params.benchmark.methods})
+    check_methods(params, checked)
+    unused = sorted(set(METHOD_MODULES) - set(checked))
     print(
-        f"{params.source}: valid ({len(params.datasets)} datasets, "
-        f"{len(METHOD_MODULES)} methods checked: {', '.join(METHOD_MODULES.names())})"
+        f"{params.source}: valid: {len(params.datasets)} datasets; the sections of "
+        f"{len(checked)} methods checked against the methods ({', '.join(checked)})"
+        + (f"; not benchmarked and without a section: {', '.join(unused)}" if unused else "")
     )
     return 0
 

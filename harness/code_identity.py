@@ -51,17 +51,17 @@ def is_neutral(module: str) -> bool:
     )
 
 
-def module_file(module: str, root: Path = ROOT) -> Path | None:
-    """The source file of a dotted module under `root`: a/b.py or a/b/__init__.py; None if
-    neither exists (a name imported from a module, not a module)."""
-    base = root.joinpath(*module.split("."))
+def module_file(module: str, root: Path | None = None) -> Path | None:
+    """The source file of a dotted module under `root` (default `ROOT`): a/b.py or
+    a/b/__init__.py; None if neither exists (a name imported from a module, not a module)."""
+    base = (root or ROOT).joinpath(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate
     return None
 
 
-def imported_modules(module: str, root: Path = ROOT) -> set[str]:
+def imported_modules(module: str, root: Path | None = None) -> set[str]:
     """The project modules (`harness.*`, `methods.*`) `module`'s source imports, anywhere in
     it except under `if TYPE_CHECKING:`."""
     path = module_file(module, root)
@@ -97,7 +97,7 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def import_closure(roots: Iterable[str], root: Path = ROOT) -> list[str]:
+def import_closure(roots: Iterable[str], root: Path | None = None) -> list[str]:
     """The non-neutral modules reachable from `roots` through imports, sorted."""
     reached: set[str] = set()
     frontier = [m for m in roots if not is_neutral(m)]
@@ -115,17 +115,28 @@ def stage_roots(stage: str, methods: Iterable[str] = ()) -> list[str]:
     return [f"harness.stages.{stage}", *(f"methods.{m}" for m in methods)]
 
 
-def stage_files(stage: str, methods: Iterable[str] = (), root: Path = ROOT) -> list[Path]:
-    """The source files a stage runs (relative to `root`), sorted."""
+def stage_files(stage: str, methods: Iterable[str] = (), root: Path | None = None) -> list[Path]:
+    """The source files a stage runs (relative to `root`, default `ROOT`), sorted."""
+    root = root or ROOT
     modules = import_closure(stage_roots(stage, methods), root)
     return sorted(module_file(m, root).relative_to(root) for m in modules)  # type: ignore[union-attr]
 
 
-@functools.cache
-def code_digest(stage: str, methods: tuple[str, ...] = (), root: Path = ROOT) -> str:
+def code_digest(stage: str, methods: tuple[str, ...] = (), root: Path | None = None) -> str:
     """sha256 over the relative path and bytes of every file `stage_files` lists."""
+    return _digest(stage, tuple(methods), root or ROOT)
+
+
+@functools.cache
+def _digest(stage: str, methods: tuple[str, ...], root: Path) -> str:
     digest = hashlib.sha256()
     for relative in stage_files(stage, methods, root):
         digest.update(relative.as_posix().encode() + b"\0")
         digest.update((root / relative).read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def forget_digests() -> None:
+    """Drop the digests computed so far (kept for the life of a process, since sources do not
+    change while a stage runs; tests that edit sources call this)."""
+    _digest.cache_clear()

@@ -30,6 +30,7 @@ edge; in float32 it sits on the edge and belongs to the lower bin, as in MMSA.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -83,7 +84,9 @@ def metric_info(name: str) -> MetricInfo:
         return _INFO[name]
     except KeyError:
         valid = ", ".join(sorted(_INFO))
-        raise UnknownNameError(f"unknown metric {name!r}; valid names: {valid}") from None
+        close = difflib.get_close_matches(str(name), list(_INFO), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UnknownNameError(f"unknown metric {name!r}{hint}; valid names: {valid}") from None
 
 
 def is_better(name: str, a: float, b: float) -> bool:

@@ -75,7 +75,7 @@ def hardware_facts(device: torch.device) -> dict[str, str]:
 
     CPU results are bitwise repeatable only on the same instruction set (and thread count and
     software): float sums are ordered by the vector width, and on CPUs without AVX-512 torch and
-    MKL take other kernels (README, "What is and is not bitwise reproducible")."""
+    MKL take other kernels (docs/gpu.md, "What is and is not bitwise reproducible")."""
     import torch
 
     facts = {

@@ -13,6 +13,7 @@ A method is an `nn.Module` subclass that
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,9 +83,12 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
         fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
         for key, value in values.items():
             if key not in fields:
-                valid = ", ".join(sorted(fields))
+                allowed = sorted(fields)
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ConfigError(
-                    f"{where}.{key}: unknown hyperparameter of {cls.name}; valid: {valid}"
+                    f"{where}.{key}: unknown hyperparameter of {cls.name}; "
+                    f"allowed: {', '.join(allowed)}{hint}"
                 )
             values[key] = _coerce(value, fields[key], f"{where}.{key}")
         hparams = cls.Hparams(**values)

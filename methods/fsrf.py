@@ -32,7 +32,7 @@ B = batch, T_m = steps of modality m, D_m = its features, d = model_dim, M = 3 m
    the label range: "prediction" (B,). task = task loss (L1) of the complete view.
 4. Distribution-aligned self-distillation (DAS). In training mode the same network (one set of
    weights) also sees a student view of the batch with frames and modalities missing: LNLN's
-   intra-modal protocol (`harness.missing.augment`, per sample and modality a rate
+   intra-modal protocol (`harness.data.missing.augment`, per sample and modality a rate
    ~ U(0, intra_missing_max_rate), steps zero-filled, padding untouched), then with probability
    `inter_missing_probability` one of the six inter-modal patterns (`augment_inter`). Both views
    go through one batched pass (2B rows). The masks come from a torch generator owned by the model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -85,7 +86,9 @@ def override_space(space: SearchSpace, overrides: Mapping[str, Any], where: str)
         key = f"{where}.{name}"
         if name not in space:
             valid = ", ".join(sorted(space)) or "(none)"
-            raise ConfigError(f"{key}: not a tunable hyperparameter; expected one of {valid}")
+            close = difflib.get_close_matches(str(name), list(space), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{key}: not a tunable hyperparameter; expected one of {valid}{hint}")
         if value is None:
             del result[name]
         elif isinstance(space[name], Choice):

@@ -235,7 +235,7 @@ GOOD = {"url": "https://example.org/a.csv", "sha256": "a" * 64, "path": "data/a.
         ({**GOOD, "url": "ftp://x/a"}, r"files\[2\]\.url: expected an http\(s\):// URL"),
         ({**GOOD, "path": "../a.csv"}, r"files\[2\]\.path: expected a relative path"),
         ({**GOOD, "path": "/etc/a.csv"}, r"files\[2\]\.path: expected a relative path"),
-        ({**GOOD, "path": "data/b.csv", "extra": 1}, r"files\[2\]: expected a mapping with keys"),
+        ({**GOOD, "path": "data/b.csv", "extra": 1}, r"files\[2\]\.extra: unknown key"),
         ({**GOOD, "path": "data/a.csv"}, r"files\[2\]\.path: 'data/a.csv' declared twice"),
     ],
 )

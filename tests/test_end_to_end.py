@@ -86,7 +86,8 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     assert "shared_text->shared" in probe
     robustness = project / "results" / "robustness" / "synth"
     records = json.loads((robustness / "records.json").read_text())
-    assert len(records) == 3 * 2 * 7 * 10  # methods x seeds x conditions x rates
+    assert records["schema_version"] == 2
+    assert len(records["records"]) == 3 * 2 * 7 * 10  # methods x seeds x conditions x rates
     assert (robustness / "curves-intra.png").is_file() and (
         robustness / "curves-intra.pdf"
     ).is_file()
@@ -139,6 +140,23 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     assert ran == expected, out
     diff = _dvc("metrics", "diff", "--json", cwd=project)  # the edit, seen against HEAD
     assert "synth.tfn.mae" in diff
+
+    # editing code invalidates exactly the stages that run it (dvc.yaml deps = the code each
+    # stage runs): the paper stage alone, the probe alone (not robustness), and so on
+    for module, expected in (
+        ("harness/stages/paper.py", {"paper"}),
+        ("harness/stages/probe.py", {"probe@synth-fine"}),
+        ("harness/reports/cd_diagram.py", {"compare", "rank"}),
+        ("methods/tfn.py", {"tune@synth-tfn", "train@synth-tfn", "robustness@synth"}),
+        ("harness/tracking.py", set()),
+    ):
+        path = project / module
+        original = path.read_text()
+        path.write_text(original + "\n# edited\n")
+        status = json.loads(_dvc("status", "--json", cwd=project).strip().splitlines()[-1])
+        stages = {name for name in status if not name.endswith(".dvc")}  # datasets.dvc: no data
+        assert stages == expected, (module, sorted(stages))
+        path.write_text(original)
 
     # forcing a finished stage again replaces its MLflow runs instead of duplicating them
     _dvc("repro", "-f", "-s", "train@synth-lf_dnn", cwd=project)

@@ -98,3 +98,24 @@ def test_list_starts_without_torch() -> None:
     )
     assert out.stdout.strip().endswith("NO-TORCH"), out.stdout
     assert "tfn " in out.stdout and "[benchmark]" in out.stdout
+
+
+def test_mlflow_is_imported_in_one_module() -> None:
+    import ast
+
+    importers = set()
+    for module in _modules():
+        path = REPO / (module.replace(".", "/") + ".py")
+        if not path.is_file():
+            path = REPO / module.replace(".", "/") / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
+                importers.add(module)
+    assert importers == {"harness.tracking"}

@@ -10,7 +10,7 @@ import torch
 
 from harness.provenance import cpu_model, hardware_facts
 from harness.records import RunResult
-from harness.reports.tables import provenance_note
+from harness.reports.provenance import provenance_note
 
 
 def make_record(method: str, seed: int, metrics: dict[str, float]) -> RunResult:

@@ -56,18 +56,22 @@ def parse_dataset(name: str, raw: Any, source: str) -> DatasetConfig:
     key = f"datasets.{name}"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: {key}: expected a mapping, got {raw!r}")
-    origin = raw.get("source")
+    if "source" not in raw:  # a misspelt `source` is named as such; else it is missing
+        check_keys(raw, ["source", "kind", *{k for keys in SOURCE_KEYS.values() for k in keys}],
+                   key, source)  # fmt: skip
+        raise ConfigError(f"{source}: {key}.source: missing (required key)")
+    origin = raw["source"]
     if origin not in SOURCE_KEYS:
         expected = f"one of {', '.join(SOURCE_KEYS)}"
         raise ConfigError(f"{source}: {key}.source: expected {expected}, got {origin!r}")
-    kind = raw.get("kind")
-    if kind not in DATASET_KINDS:
-        expected = f"one of {', '.join(DATASET_KINDS)}"
-        raise ConfigError(f"{source}: {key}.kind: expected {expected}, got {kind!r}")
     allowed = ["source", "kind", *SOURCE_KEYS[origin]]
     if "format" in allowed:
         allowed += _format_options(raw, key, source)
     check_keys(raw, allowed, key, source)
+    kind = raw.get("kind")
+    if kind not in DATASET_KINDS:
+        expected = f"one of {', '.join(DATASET_KINDS)}"
+        raise ConfigError(f"{source}: {key}.kind: expected {expected}, got {kind!r}")
     if origin == "synthetic":
         _check_synthetic(raw.get("synthetic", {}), f"{key}.synthetic", source)
     elif origin == "url":
@@ -114,10 +118,14 @@ def parse_remote_files(value: Any, key: str, source: str = "") -> list[RemoteFil
     files, seen = [], set()
     for i, entry in enumerate(value):
         where = f"{prefix}{key}[{i}]"
-        if not isinstance(entry, Mapping) or set(entry) != {"url", "sha256", "path"}:
+        if not isinstance(entry, Mapping):
             raise ConfigError(
                 f"{where}: expected a mapping with keys url, sha256, path, got {entry!r}"
             )
+        check_keys(entry, ["path", "sha256", "url"], f"{key}[{i}]", source)
+        for needed in ("url", "sha256", "path"):
+            if needed not in entry:
+                raise ConfigError(f"{where}.{needed}: missing (required key)")
         url, sha256, path = entry["url"], entry["sha256"], entry["path"]
         if not isinstance(url, str) or not _URL_SCHEME.match(url):
             raise ConfigError(f"{where}.url: expected an http(s):// URL, got {url!r}")

@@ -173,6 +173,7 @@ def check_names(params: Params) -> None:
                 f"{source}: probe.methods: '{name}' is not in benchmark.methods; "
                 "the probe reads its trained models"
             )
+    _check_papers(params)
     for paper_name, name in params.paper.datasets.items():
         if name is not None and name not in params.datasets:
             raise ConfigError(
@@ -180,6 +181,22 @@ def check_names(params: Params) -> None:
                 f"under datasets: {declared} (or null for none)"
             )
     _check_select_metric(params)
+
+
+def _check_papers(params: Params) -> None:
+    """paper.tables name registered tables; paper.datasets' keys name their datasets."""
+    from harness.papers.tables import paper_tables
+    from harness.schema import unknown_key_message
+
+    tables = paper_tables()
+    for name in params.paper.tables:
+        if name not in tables:
+            raise ConfigError(f"{params.source}: paper.tables: {tables.unknown_message(name)}")
+    known = sorted({block.dataset for name in tables for block in tables.get(name).blocks})
+    for name in params.paper.datasets:
+        if name not in known:
+            message = unknown_key_message("paper.datasets", name, known)
+            raise ConfigError(f"{params.source}: {message}")
 
 
 def _check_select_metric(params: Params) -> None:

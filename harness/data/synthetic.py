@@ -50,6 +50,7 @@ from harness.data.split_arrays import SplitArrays
 from harness.data.store import Manifest, write_store
 from harness.errors import ConfigError
 from harness.io_utils import sha256_json
+from harness.schema import check_keys
 
 MODALITY_WEIGHTS: dict[str, float] = {"text": 1.0, "audio": 0.6, "vision": 0.4}
 LABEL_LIMIT = 3.0
@@ -95,10 +96,7 @@ class SyntheticConfig:
         """From a params.yaml section: missing keys take defaults, bad ones raise ConfigError."""
         if not isinstance(mapping, Mapping):
             raise ConfigError(f"{prefix}: expected a mapping, got {mapping!r}")
-        valid = [f.name for f in fields(cls)]
-        for key in mapping:
-            if key not in valid:
-                raise ConfigError(f"{prefix}.{key}: unknown key; valid keys: {', '.join(valid)}")
+        check_keys(mapping, [f.name for f in fields(cls)], prefix, "")
         config = cls(**{key: _plain(value) for key, value in mapping.items()})
         check_config(config, prefix)
         return config

@@ -1,5 +1,6 @@
 """Published paper tables rendered: Markdown, booktabs LaTeX and CSV views of the frame that
-`harness.paper_report.reproduce_table` computes, and `write_paper_table`, which writes all three.
+`harness.papers.reproduce.reproduce_table` computes, and `write_paper_table`, which writes all
+three.
 
 The Markdown and LaTeX views put a "reported" and a "reproduced" cell side by side per column,
 and under the table the legend, citation, Acc-2 variant, column -> metric mapping, dataset
@@ -213,7 +214,8 @@ def _footer(frame: pd.DataFrame, table: PaperTable, style: _Style) -> list[str]:
         f"Datasets: {datasets}.",
         f"Seeds: {_seed_text(frame)}.",
         f"CI: {level} percentile bootstrap CI of the mean over seeds "
-        f"({style.code('harness.resampling.bootstrap_ci')}, {first['n_resamples']} resamples, "
+        f"({style.code('harness.statistics.resampling.bootstrap_ci')}, "
+        f"{first['n_resamples']} resamples, "
         f"seed {first['ci_seed']}); cells with fewer than 2 seeds have none.",
         f"Note: {style.escape(table.note)}",
     ]

@@ -7,8 +7,8 @@ in the paper's order, nothing dropped. Values are converted to the paper's unit 
 `scale`) before any statistic, so mean, std, CI and difference are all in the paper's units.
 
 - mean over seeds; std is the sample std (ddof=1); the CI is the percentile bootstrap CI of the
-  mean (`harness.resampling.bootstrap_ci`) drawn with the caller's `seed` for every cell, so the
-  same inputs and seed give the same frame, bit for bit.
+  mean (`harness.statistics.resampling.bootstrap_ci`) drawn with the caller's `seed` for every
+  cell, so the same inputs and seed give the same frame, bit for bit.
 - difference = mean - reported; inside_ci = reported in [ci_low, ci_high] (None when either is
   missing).
 - status (`STATUSES`), first match wins: "method not implemented" (the row has no project

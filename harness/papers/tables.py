@@ -57,6 +57,7 @@ __all__ = [
     "load_paper_tables",
     "paper_table",
     "paper_table_names",
+    "paper_tables",
 ]
 
 PAPERS_DIR = Path(__file__).parent  # the YAML files beside this module
@@ -121,6 +122,11 @@ def _registry() -> Registry[PaperTable]:
     for table in load_paper_tables(PAPERS_DIR):
         registry.register(table.name)(table)
     return registry
+
+
+def paper_tables() -> Registry[PaperTable]:
+    """Every registered paper table by name."""
+    return _registry()
 
 
 def paper_table(name: str) -> PaperTable:

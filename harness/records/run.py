@@ -48,7 +48,7 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as written: `schema_version` first, then the fields."""
+        """The record as written: its fields and `schema_version`."""
         return stamp(asdict(self), SCHEMA_VERSION)
 
     @classmethod

@@ -48,5 +48,5 @@ def migrate(
 
 
 def stamp(payload: Mapping[str, Any], current: int) -> dict[str, Any]:
-    """`payload` with the current schema version as its first key (for writing)."""
+    """`payload` with the current schema version (for writing)."""
     return {VERSION_KEY: current, **payload}

@@ -1,7 +1,7 @@
 """Paper figures of a method comparison: per-seed scores with their means and confidence
 intervals (`seed_points_figure`), and tuning histories (`tuning_history_figure`). The CD
 diagram lives in `harness.reports.cd_diagram` and is re-exported here. Save with
-`harness.figures.save_figure` (identical data give identical bytes).
+`harness.reports.figures.save_figure` (identical data give identical bytes).
 
 Decisions:
 
@@ -144,7 +144,7 @@ def tuning_history_figure(histories: pd.DataFrame, title: str, metric_label: str
     validation score against trial number as a step line, complete trials as dots, pruned trials
     as x's at `best_intermediate` (not drawn when the column is absent).
 
-    `histories`: a `harness.tuning_history.tuning_histories` frame (method, trial, state, value,
+    `histories`: a `harness.tuning.history.tuning_histories` frame (method, trial, state, value,
     best, direction, best_intermediate). `metric_label`: a metric name (labelled and scaled as in
     the tables, e.g. "acc2_has0" -> "Acc-2 has-0 (%)", x100) or free text (values as stored)."""
     if histories.empty:

@@ -2,7 +2,7 @@
 timestamps or version strings in their metadata, so the same data give the same bytes.
 
 `rate_curves_figure`: one panel per metric, x = missing rate, one line per method (mean over
-seeds) with a band of ± one std over seeds; the input is `robustness_report.curve_frame`.
+seeds) with a band of ± one std over seeds; the input is `harness.reports.robustness.curve_frame`.
 """
 
 from __future__ import annotations

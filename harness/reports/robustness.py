@@ -4,7 +4,7 @@
   over the rates 0.0-0.9 of the metric's values (`area_under_curve`); the area of a constant
   curve c is 0.9 c. Each condition's table compares the areas across methods exactly like the
   main comparison table (mean ± std over seeds, paired t-test and Wilcoxon against the best
-  method, Holm-corrected; `harness.reporting.compare_values`).
+  method, Holm-corrected; `harness.statistics.comparison.compare_values`).
 * Curves: per (condition, method, rate, metric) mean and std over seeds (`curve_frame`), the
   data of the figures (harness/reports/figures.py) and of curves.csv.
 """

@@ -1,7 +1,7 @@
 """Comparison tables rendered from a comparison frame (`harness.statistics.comparison` computes
-it): Markdown and booktabs LaTeX views, the CSV and its reader, the DVC metrics summary, the
-provenance paragraph under a table, and `write_comparison`, which writes one dataset's table.
-Nothing here computes a statistic.
+it): Markdown and booktabs LaTeX views, the CSV and its reader, the DVC metrics summary, and
+`write_comparison`, which writes one dataset's table with its provenance paragraph
+(provenance.py). Nothing here computes a statistic.
 
 Each rendered table says which test every marker stands for:
 `*` paired t-test over seeds, `§` Wilcoxon signed-rank over seeds, `†` paired bootstrap over
@@ -25,6 +25,7 @@ import pandas as pd
 from harness.io_utils import write_text_atomic
 from harness.metrics import metric_info
 from harness.records import RunResult
+from harness.reports.provenance import provenance_note
 
 __all__ = [
     "format_cell",
@@ -35,7 +36,6 @@ __all__ = [
     "render_markdown",
     "summary_metrics",
     "to_json_value",
-    "provenance_note",
     "write_comparison",
 ]
 
@@ -380,35 +380,3 @@ def write_comparison(frame: pd.DataFrame, records: list[RunResult], out_dir: Pat
     write_text_atomic(out_dir / f"{dataset}.md", markdown)
     write_text_atomic(out_dir / f"{dataset}.tex", render_latex(frame))
     write_text_atomic(out_dir / f"{dataset}.csv", frame_to_csv(frame))
-
-
-def provenance_note(records: list[RunResult]) -> str:
-    """The paragraph under a Markdown table saying where its runs were computed: the code
-    commit, the device, the CPU and the instruction set of torch's CPU kernels, torch's version.
-    Runs from more than one such setup are listed by setup with their methods: their numbers
-    are not bitwise comparable (a float sum's order follows the vector width), and a tuning
-    study can amplify a last-bit difference into other hyperparameters."""
-    setups: dict[str, set[str]] = {}
-    for record in records:
-        setups.setdefault(_setup(record), set()).add(record.method)
-    if len(setups) == 1:
-        return f"Runs: {next(iter(setups))}."
-    parts = [f"{', '.join(sorted(methods))}: {setup}" for setup, methods in sorted(setups.items())]
-    return (
-        f"Runs from {len(setups)} different setups, so their numbers are not bitwise "
-        f"comparable: {'; '.join(parts)}."
-    )
-
-
-def _setup(record: RunResult) -> str:
-    facts = record.hardware
-    device = record.device
-    if "gpu" in facts:
-        device += f" ({facts['gpu']}, CUDA {facts['cuda']})"
-    cpu = (
-        f"{facts['cpu']}, {facts['cpu_capability']} kernels"
-        if "cpu" in facts
-        else "hardware not recorded"
-    )
-    torch_version = record.package_versions.get("torch", "unknown")
-    return f"code {record.git_commit}, {device}, {cpu}, torch {torch_version}"

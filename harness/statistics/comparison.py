@@ -16,10 +16,10 @@ for any {method: {seed: {metric: value}}} (e.g. areas under missing-rate curves)
     with deepsig's Bonferroni correction over the table's comparisons; the best "almost
     stochastically dominates" the method when epsilon_min < 0.2;
   - with test predictions: the paired bootstrap over test samples of the seed-averaged metric
-    (`harness.resampling.seed_averaged_metrics` on shared resampled test sets), the test-set
-    variance that seed variance misses. Its resample count is raised to ceil(2 m / alpha) for
-    m comparisons when the configured count is smaller, so a Monte-Carlo p-value can clear
-    Holm's threshold at all (`sample_resamples`).
+    (`harness.statistics.resampling.seed_averaged_metrics` on shared resampled test sets), the
+    test-set variance that seed variance misses. Its resample count is raised to
+    ceil(2 m / alpha) for m comparisons when the configured count is smaller, so a Monte-Carlo
+    p-value can clear Holm's threshold at all (`sample_resamples`).
 - Holm's correction runs across ALL comparisons of a table (every metric x every method compared
   with the best), separately for each test's p-values.
 - A `sig_*` flag is true when that test's Holm-adjusted p < alpha *and* the method is worse

@@ -119,7 +119,7 @@ def seed_everything(seed: int) -> None:
     bitwise reproducible for a given thread count; on CUDA, cuBLAS gets a fixed workspace, cuDNN
     its deterministic algorithms (no autotuning), and an op without a deterministic CUDA kernel
     warns instead of failing (`warn_only`), so GPU runs repeat on the same GPU, driver and torch
-    version except through such ops (README: "GPU").
+    version except through such ops (docs/gpu.md).
 
     Deterministic mode would also fill every newly allocated tensor with NaN
     (`fill_uninitialized_memory`), a guard against ops that read memory they never wrote. No op
