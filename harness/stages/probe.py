@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
 from harness import paths
 from harness.config import Params
 from harness.data.loading import load_dataset
 from harness.data.store import read_manifest
 from harness.evaluation import probes
 from harness.io_utils import write_json_atomic, write_text_atomic
+from harness.provenance import hardware_facts
 from harness.tracking import Tracker, log_final, log_text_artifact, standard_tags
 from harness.training.checkpoints import load_checkpoint, restore_model
 
@@ -37,7 +40,10 @@ def run(params: Params, dataset: str, method: str) -> dict:
     summary = probes.separation(results)
     metrics = probes.as_metrics(results)
     table = probes.render_markdown(dataset, method, results, summary)
-    tags = standard_tags("probe", dataset, method=method, seed=seed, data_hash=checkpoint.data_hash)
+    tags = standard_tags(
+        "probe", dataset, method=method, seed=seed, data_hash=checkpoint.data_hash,
+        hardware=hardware_facts(torch.device("cpu")),  # the probes run on the CPU
+    )  # fmt: skip
     with Tracker(params.tracking_uri).run(
         dataset, f"probe/{dataset}/{method}", f"probe-{method}", tags
     ):

@@ -15,12 +15,13 @@ from harness.errors import DataError
 from harness.evaluation.robustness import RobustnessTask, describe_condition, evaluate_checkpoint
 from harness.io_utils import atomic_directory, write_text_atomic
 from harness.metrics import METRICS
+from harness.provenance import hardware_facts
 from harness.records import RobustnessRecord
 from harness.records.robustness import save_records
 from harness.reports import figures
 from harness.reports import robustness as report
 from harness.tracking import Tracker, log_artifacts, log_final, standard_tags
-from harness.training.loop import LoopConfig
+from harness.training.loop import LoopConfig, resolve_device
 from harness.workers import map_in_order, worker_threads
 
 log = logging.getLogger("msabench")
@@ -43,7 +44,8 @@ def run(params: Params, dataset: str) -> dict:
     curves = report.curve_frame(records, kind)
     tracker = Tracker(params.tracking_uri)
     missing_seed = params.robustness.missing_seed
-    _log_model_runs(tracker, dataset, records, report.areas(records, kind), missing_seed)
+    areas = report.areas(records, kind)
+    _log_model_runs(tracker, dataset, records, areas, missing_seed, params.device)
     with atomic_directory(paths.robustness_dir(dataset)) as tmp:
         save_records(tmp / "records.json", records)
         write_text_atomic(tmp / "robustness.md", text)
@@ -102,10 +104,16 @@ def _evaluate(params: Params, dataset: str) -> list[RobustnessRecord]:
 
 
 def _log_model_runs(
-    tracker: Tracker, dataset: str, records: list[RobustnessRecord], areas: dict, missing_seed: int
+    tracker: Tracker,
+    dataset: str,
+    records: list[RobustnessRecord],
+    areas: dict,
+    missing_seed: int,
+    device: str,
 ) -> None:
     """One MLflow run per (method, seed): each condition's metric curve (step = rate x 10) and
     its area, so the UI plots the curves and filters them by dataset, method and seed."""
+    hardware = hardware_facts(resolve_device(device))
     curves: dict[tuple[str, int], dict[str, list[tuple[int, float]]]] = {}
     for r in records:
         by_name = curves.setdefault((r.method, r.seed), {})
@@ -118,7 +126,7 @@ def _log_model_runs(
             for name, value in methods[method][seed].items()
         }
         key = f"robustness/{dataset}/{method}/seed-{seed}"
-        tags = standard_tags("robustness", dataset, method=method, seed=seed)
+        tags = standard_tags("robustness", dataset, method=method, seed=seed, hardware=hardware)
         with tracker.run(dataset, key, f"{method}-seed{seed}-robustness", tags) as active:
             run_params = {"missing_seed": missing_seed, "rate_step": "rate x 10"}
             tracker.log_curves(active.info.run_id, model_curves, run_params)

@@ -24,6 +24,7 @@ from harness.data.types import DataSpec, SplitData
 from harness.errors import NonFiniteLossError
 from harness.io_utils import sha256_json
 from harness.metrics import metric_info
+from harness.provenance import hardware_facts
 from harness.records import TrialRecord, TuningRecord
 from harness.tracking import Tracker, log_epoch, log_final, log_params, standard_tags
 from harness.training import loop as training_loop
@@ -172,9 +173,11 @@ def run_study(
 
 def _tag_fields(job: TuningJob, study_name: str, worker: int) -> dict:
     """The arguments of `standard_tags` shared by a study's parent run and its trials."""
+    device = training_loop.resolve_device(job.params.device)
     return {
         "stage": "tune", "dataset": job.dataset, "method": job.method_cls.name,
-        "data_hash": job.data_hash, "study": study_name, "worker": worker,
+        "data_hash": job.data_hash, "hardware": hardware_facts(device), "study": study_name,
+        "worker": worker,
     }  # fmt: skip
 
 
