@@ -227,7 +227,7 @@ def _list(params_path: Path) -> int:
     """Methods (from the catalog: their modules' first docstring line, read without importing
     them), declared datasets and dataset sources."""
     from harness.config import load_params
-    from harness.config.datasets import SOURCE_KEYS
+    from harness.data.declaration import SOURCE_KEYS
     from methods import METHOD_MODULES
 
     print("methods:")

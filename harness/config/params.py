@@ -1,6 +1,7 @@
 """params.yaml -> `Params`: typed, complete, and strict.
 
-Every section is a frozen dataclass (sections.py, datasets.py) parsed by `harness.schema`: an
+Every section is a frozen dataclass (sections.py; dataset sections: harness/data/declaration.py)
+parsed by `harness.schema`: an
 unknown key anywhere, a missing required key, a wrong type or an out-of-range value raises a
 one-line ConfigError naming the file, the full key path and what was expected (for a misspelt
 key, the allowed keys and the closest one). Names are then cross-checked: benchmark and probe
@@ -21,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from harness.config.datasets import DatasetConfig, parse_dataset
 from harness.config.sections import (
     BenchmarkConfig,
     CompareConfig,
@@ -33,6 +33,7 @@ from harness.config.sections import (
     TrainConfig,
     TuneConfig,
 )
+from harness.data.declaration import DatasetConfig, parse_dataset
 from harness.errors import ConfigError, UnknownNameError
 from harness.schema import checked, distinct, non_negative, parse_section
 

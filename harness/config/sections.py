@@ -2,7 +2,8 @@
 check and its default, each default in this one place (a field without one is required).
 
 `harness.schema.parse_section` builds them and refuses unknown keys. The dataset and method
-sections are in datasets.py and params.py; docs/configuration.md describes every key.
+sections are in harness/data/declaration.py and params.py; docs/configuration.md describes
+every key.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 from tqdm.auto import tqdm
 
-from harness.config.datasets import SHA256_PATTERN
+from harness.data.declaration import SHA256_PATTERN
 from harness.errors import DataError
 from harness.io_utils import sha256_file
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.config.datasets import SOURCE_KEYS, DatasetConfig, parse_remote_files
+from harness.data.declaration import SOURCE_KEYS, DatasetConfig, parse_remote_files
 from harness.data.download import download, verify_file
 from harness.data.formats import FORMATS
 from harness.data.store import write_store
@@ -110,5 +110,5 @@ def _format_option(config: DatasetConfig, key: str) -> str:
     return fmt
 
 
-if set(SOURCES) != set(SOURCE_KEYS):  # the schema (harness/config/datasets.py) names them too
+if set(SOURCES) != set(SOURCE_KEYS):  # the schema (harness/data/declaration.py) names them too
     raise RuntimeError(f"sources {SOURCES.names()} differ from the schema's {sorted(SOURCE_KEYS)}")

@@ -1,4 +1,5 @@
-"""`datasets.<name>` sections: where a dataset's features come from, checked key by key.
+"""`datasets.<name>` sections of params.yaml: where a dataset's features come from, checked key
+by key (harness/config reads the whole file and hands each dataset section to `parse_dataset`).
 
 Every dataset has `source` and `kind`; the other keys a section may hold depend on the source
 (`SOURCE_KEYS`) and, for file-based sources, on the format: each registered format declares the
@@ -23,7 +24,7 @@ SHA256_PATTERN = re.compile(r"^[0-9a-fA-F]{64}$")
 _URL_SCHEME = re.compile(r"^https?://[^/\s]+", re.IGNORECASE)
 
 # the keys each source reads besides `source` and `kind` (harness/data/sources.py implements
-# them; a test checks the two name the same sources)
+# them and checks that the two name the same sources)
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "synthetic": ("synthetic",),
     "file": ("format", "path"),
