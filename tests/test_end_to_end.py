@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,6 +163,19 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     _dvc("repro", "-f", "-s", "train@synth-lf_dnn", cwd=project)
     train = [r for r in _mlflow_runs(project) if r.data.tags.get("msabench.stage") == "train"]
     assert len(train) == 6
+
+    # a profile runs as a DVC experiment (`dvc exp run -S ... --temp`): the workspace's
+    # params.yaml is untouched and `dvc exp show` holds the experiment with its params
+    (project / "profiles" / "quick.yaml").write_text(
+        "description: one more trial\nset_params:\n  - tune.n_trials=3\n", encoding="utf-8"
+    )
+    _commit(project, "a profile")
+    before = (project / "params.yaml").read_text()
+    command = ["profile", "quick", "--run", "--", "--temp", "-n", "quick"]
+    _run([str(BIN / "msabench"), *command], project)
+    assert (project / "params.yaml").read_text() == before
+    shown = _dvc("exp", "show", "--json", cwd=project)
+    assert '"quick"' in shown and re.search(r'"n_trials":\s*3\b', shown)
 
 
 BUNDLE = REPO.parent / "shared" / "data" / "mosi-bclstm"

@@ -47,27 +47,7 @@ log = logging.getLogger("msabench")
 
 def run(params: Params, dataset: str, method: str) -> Path:
     """Train `method` on `dataset` over `params.seeds`; returns the runs directory."""
-    declared = params.dataset(dataset)
-    method_cls = load_method(method)
-    best = TuningRecord.load(
-        paths.best_params_file(dataset, method), missing=f"run `msabench tune {dataset} {method}`"
-    )
-    store = paths.feature_store(dataset)
-    # the spec and the test ids/labels only; each seed run loads (memory-maps) the store itself
-    spec, splits = load_dataset(store, standardize=False, splits=("test",))
-    check_store_kind(declared.kind, spec.kind, dataset)
-    hparams = method_cls.resolve_hparams(
-        spec.kind, params.method(method).hparams, best.params, where=f"methods.{method}.hparams"
-    )
-    loop = LoopConfig.for_training(params)
-    resolved = {
-        "dataset": dataset,
-        "method": method,
-        "hparams": asdict(hparams),
-        "loop": asdict(loop),
-        "data_hash": read_manifest(store).data_hash,
-    }
-    tasks = [SeedTask(method, hparams, store, dataset, loop, seed) for seed in params.seeds]
+    resolved, tasks, test = _plan(params, dataset, method)
     # seeds finished by an interrupted run of this exact configuration and code are kept
     code = code_digest("train", (method,))
     resume = paths.train_resume(dataset, method) / sha256_json({**resolved, "code": code})[:16]
@@ -75,7 +55,7 @@ def run(params: Params, dataset: str, method: str) -> Path:
     if kept:
         log.info("%s/%s: seeds %s kept from an interrupted run", method, dataset, sorted(kept))
     pending = [task for task in tasks if task.seed not in kept]
-    outcomes = _outcomes(Tracker(params.tracking_uri), resolved, pending, splits["test"], params)
+    outcomes = _outcomes(Tracker(params.tracking_uri), resolved, pending, test, params)
     target = paths.runs_dir(dataset, method)
     with atomic_directory(target) as tmp:
         for task in tasks:
@@ -91,6 +71,33 @@ def run(params: Params, dataset: str, method: str) -> Path:
                 shutil.copyfile(resume / f"seed-{task.seed}" / name, tmp / name)
     shutil.rmtree(paths.train_resume(dataset, method), ignore_errors=True)
     return target
+
+
+def _plan(params: Params, dataset: str, method: str) -> tuple[dict, list[SeedTask], SplitData]:
+    """The resolved configuration (dataset, method, hyperparameters: defaults <- fixed <- tuned,
+    loop, data hash), one task per seed, and the test split (ids and labels, not standardised:
+    each seed run loads, memory-maps, the store itself)."""
+    declared = params.dataset(dataset)
+    method_cls = load_method(method)
+    best = TuningRecord.load(
+        paths.best_params_file(dataset, method), missing=f"run `msabench tune {dataset} {method}`"
+    )
+    store = paths.feature_store(dataset)
+    spec, splits = load_dataset(store, standardize=False, splits=("test",))
+    check_store_kind(declared.kind, spec.kind, dataset)
+    hparams = method_cls.resolve_hparams(
+        spec.kind, params.method(method).hparams, best.params, where=f"methods.{method}.hparams"
+    )
+    loop = LoopConfig.for_training(params)
+    resolved = {
+        "dataset": dataset,
+        "method": method,
+        "hparams": asdict(hparams),
+        "loop": asdict(loop),
+        "data_hash": read_manifest(store).data_hash,
+    }
+    tasks = [SeedTask(method, hparams, store, dataset, loop, seed) for seed in params.seeds]
+    return resolved, tasks, splits["test"]
 
 
 def _outcomes(tracker: Tracker, resolved: dict, pending: list[SeedTask], test, params: Params):
