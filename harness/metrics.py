@@ -46,6 +46,7 @@ __all__ = [
     "compute_metrics",
     "is_better",
     "metric_info",
+    "metric_label",
     "pearson",
 ]
 
@@ -57,15 +58,31 @@ METRICS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """How a metric is read: its direction and whether tables show it in percent."""
+    """How a metric is read: its direction, whether tables show it in percent, and the label
+    every table and figure prints for it (the field's style: "Acc-2 (has-0)", "MAE")."""
 
     name: str
     higher_is_better: bool
     percent: bool
+    label: str
 
+
+# The field's names (MMSA's result tables, the papers): has-0 = every sample, x >= 0 positive;
+# non-0 = samples whose truth is 0 dropped.
+_LABELS: dict[str, str] = {
+    "acc2_has0": "Acc-2 (has-0)", "f1_has0": "F1 (has-0)",
+    "acc2_non0": "Acc-2 (non-0)", "f1_non0": "F1 (non-0)",
+    "acc2": "Acc-2", "acc3": "Acc-3", "acc5": "Acc-5", "acc7": "Acc-7", "f1": "F1",
+    "mae": "MAE", "corr": "Corr",
+}  # fmt: skip
 
 _INFO: dict[str, MetricInfo] = {
-    name: MetricInfo(name, higher_is_better=name != "mae", percent=name not in ("mae", "corr"))
+    name: MetricInfo(
+        name,
+        higher_is_better=name != "mae",
+        percent=name not in ("mae", "corr"),
+        label=_LABELS[name],
+    )
     for names in METRICS.values()
     for name in names
 }
@@ -87,6 +104,15 @@ def metric_info(name: str) -> MetricInfo:
         close = difflib.get_close_matches(str(name), list(_INFO), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise UnknownNameError(f"unknown metric {name!r}{hint}; valid names: {valid}") from None
+
+
+def metric_label(name: str, *, direction: bool = False) -> str:
+    """The display label of metric `name` ("Acc-2 (has-0)"), with its direction ("↑ higher is
+    better" / "↓ lower is better") when `direction`; tables and figures print only this."""
+    info = metric_info(name)
+    if not direction:
+        return info.label
+    return f"{info.label} ({'↑ higher' if info.higher_is_better else '↓ lower'} is better)"
 
 
 def is_better(name: str, a: float, b: float) -> bool:

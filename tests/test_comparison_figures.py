@@ -77,7 +77,9 @@ def test_seed_points_figure_draws_every_seed_mean_and_ci() -> None:
     figure = seed_points_figure(_comparison(), ("acc2_has0", "mae"), "toy")
     panels = [ax for ax in figure.axes if ax.get_visible()]
     assert len(panels) == 2
-    assert [ax.get_title() for ax in panels] == ["Acc-2 has-0 (%) \u2191", "MAE \u2193"]
+    assert [ax.get_title() for ax in panels] == [
+        "Acc-2 (has-0)\n(\u2191 higher is better)", "MAE\n(\u2193 lower is better)"
+    ]  # fmt: skip
     for ax in panels:
         labels = ax.get_xticklabels()
         assert [label.get_text() for label in labels] == ["alpha", "beta", "gamma"]
@@ -87,7 +89,7 @@ def test_seed_points_figure_draws_every_seed_mean_and_ci() -> None:
     np.testing.assert_allclose(accuracy_points[:, 0], [0.78, 1.0, 1.22])
     np.testing.assert_allclose(accuracy_points[:, 1], [80.0, 81.0, 82.0])
     legend_texts = [text.get_text() for text in figure.legends[0].get_texts()]
-    assert legend_texts == ["seed", "mean, 95% CI", "best mean"]
+    assert legend_texts == ["seed", "mean, 95% CI", "best mean (name in bold)"]
 
 
 def test_seed_points_figure_rejects_a_metric_without_rows() -> None:
@@ -148,7 +150,7 @@ def test_tuning_history_figure_draws_steps_points_and_pruned_markers() -> None:
     figure = tuning_history_figure(_histories(), "toy tuning", "acc2_has0")
     (ax,) = figure.axes
     assert len(ax.lines) == 2  # one step line per method
-    assert ax.get_ylabel() == "validation Acc-2 has-0 (%) (\u2191 better)"
+    assert ax.get_ylabel() == "validation Acc-2 (has-0)\n(\u2191 higher is better)"
     legend_texts = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend_texts == ["m1", "m2", "complete trial", "pruned (best epoch)"]
     offsets = [collection.get_offsets() for collection in _points(ax)]
@@ -156,7 +158,12 @@ def test_tuning_history_figure_draws_steps_points_and_pruned_markers() -> None:
     np.testing.assert_allclose(offsets[0], [[0, 70.0], [3, 80.0]])  # x100 for a percent metric
     np.testing.assert_allclose(offsets[1], [[1, 50.0]])
     free_text = tuning_history_figure(_histories(), "toy", "score")
-    assert free_text.axes[0].get_ylabel() == "validation score (\u2191 better)"
+    assert free_text.axes[0].get_ylabel() == "validation score\n(\u2191 higher is better)"
+    # a label that already says "validation" does not get it twice
+    said = tuning_history_figure(_histories(), "toy", "validation loss")
+    assert said.axes[0].get_ylabel() == "validation loss\n(\u2191 higher is better)"
+    mae = tuning_history_figure(_histories().assign(direction="minimize"), "toy", "mae")
+    assert mae.axes[0].get_ylabel() == "validation MAE\n(\u2193 lower is better)"
 
 
 def _md5(path: Path) -> str:

@@ -58,7 +58,8 @@ MISSPELT = [
     (("robustness",), "missing_seeds", "robustness.missing_seeds: unknown key; allowed: "
      "missing_seed, workers (did you mean 'missing_seed'?)"),
     (("compare",), "ci_resample", "compare.ci_resample: unknown key; allowed: alpha, aso, "
-     "aso_bootstrap, ci_resamples, confidence, sample_resamples, seed (did you mean "
+     "aso_bootstrap, ci_resamples, confidence, flag_constant_ratio, flag_outlier_level, "
+     "sample_resamples, seed (did you mean "
      "'ci_resamples'?)"),
     (("paper",), "table", "paper.table: unknown key; allowed: datasets, tables (did you mean "
      "'tables'?)"),

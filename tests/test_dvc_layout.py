@@ -12,6 +12,7 @@ import yaml
 
 from harness import paths
 from harness.code_identity import stage_files
+from harness.reports.headline import headline_dir
 from methods import METHOD_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,18 +42,62 @@ def test_stage_outputs_match_harness_paths() -> None:
     ]
     train = _resolve(STAGES["train"]["outs"], dataset="synth", method="tfn")
     assert train == [str(paths.runs_dir("synth", "tfn"))]
-    compare_outs = [str(paths.tables_dir()), str(paths.figures_dir("synth").parent)]
+    compare_outs = [str(paths.tables_dir()), str(paths.figures_dir("synth").parent),
+                    str(paths.metrics_file())]  # fmt: skip
     assert _resolve(STAGES["compare"]["outs"]) == compare_outs
-    assert _resolve(STAGES["rank"]["outs"]) == [str(paths.ranks_dir())]
+    assert _resolve(STAGES["rank"]["outs"]) == [str(paths.ranks_dir()), "results/ranks.json"]
     assert _resolve(STAGES["paper"]["outs"]) == [str(paths.papers_dir())]
-    assert _resolve(STAGES["compare"]["metrics"]) == [str(paths.metrics_file())]
+    assert _resolve(STAGES["compare"]["metrics"]) == [str(headline_dir())]
     assert str(paths.all_runs()) in STAGES["compare"]["deps"]
     robustness = STAGES["robustness"]["do"]
-    assert _resolve(robustness["outs"], item="synth") == [str(paths.robustness_dir("synth"))]
-    assert _resolve(robustness["metrics"], item="synth") == [str(paths.robustness_metrics("synth"))]
+    assert _resolve(robustness["outs"], item="synth") == [
+        str(paths.robustness_dir("synth")), str(paths.robustness_metrics("synth"))
+    ]  # fmt: skip
     assert "results/runs/${item}" in robustness["deps"]
+    probe = _resolve(STAGES["probe"]["outs"], dataset="synth", method="fine")
+    assert probe == [str(f) for f in reversed(paths.probe_files("synth", "fine"))]
     probe = _resolve(STAGES["probe"]["deps"], dataset="synth", method="fine")
     assert str(paths.runs_dir("synth", "fine")) in probe
+
+
+def _outputs(kind: str) -> dict[str, dict]:
+    """{stage: {path: options}} of every stage's `kind` ("outs" or "metrics") entries."""
+    found = {}
+    for name, stage in STAGES.items():
+        entries = stage.get("do", stage).get(kind, [])
+        found[name] = {
+            next(iter(e)) if isinstance(e, dict) else e: next(iter(e.values()))
+            if isinstance(e, dict) else {}
+            for e in entries
+        }  # fmt: skip
+    return found
+
+
+def test_dvc_metrics_show_reads_only_the_headline_files() -> None:
+    """`dvc metrics show` merges every metrics file into one table (one row per file, one
+    column per key): only the compare stage's headline folder is a metric, so the table is
+    methods x four metrics; the full summaries are plain, git-tracked outputs."""
+    metrics = {stage: files for stage, files in _outputs("metrics").items() if files}
+    assert metrics == {"compare": {str(headline_dir()): {"cache": False}}}
+    summaries = {
+        "compare": str(paths.metrics_file()),
+        "rank": "results/ranks.json",
+        "robustness": "results/robustness/${item}.json",
+        "probe": "results/probes/${item.dataset}/${item.method}.json",
+    }
+    outs = _outputs("outs")
+    for stage, path in summaries.items():
+        assert outs[stage][path] == {"cache": False}, stage
+
+
+def test_dvc_plots_are_images_that_stages_write() -> None:
+    """The default `dvc plots show` page embeds images only: no Vega script, no network."""
+    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+    assert plots and all(isinstance(p, str) and p.endswith(".png") for p in plots)
+    written = [*_resolve(STAGES["compare"]["outs"]), *_resolve(
+        STAGES["robustness"]["do"]["outs"], item="synth")]  # fmt: skip
+    for plot in plots:
+        assert any(plot.startswith(out + "/") for out in written), plot
 
 
 def test_every_stage_calls_its_own_cli_command_and_module() -> None:

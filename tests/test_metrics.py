@@ -16,6 +16,7 @@ from harness.metrics import (
     compute_metrics,
     is_better,
     metric_info,
+    metric_label,
 )
 
 
@@ -207,7 +208,10 @@ def test_unknown_names() -> None:
 
 
 def test_metric_info_directions() -> None:
-    assert metric_info("mae") == metric_info("mae").__class__("mae", False, False)
+    assert metric_info("mae") == metric_info("mae").__class__("mae", False, False, "MAE")
+    assert metric_info("acc2_has0").label == "Acc-2 (has-0)"
+    assert metric_label("acc2_non0", direction=True) == "Acc-2 (non-0) (↑ higher is better)"
+    assert metric_label("mae", direction=True) == "MAE (↓ lower is better)"
     assert metric_info("corr").higher_is_better and not metric_info("corr").percent
     assert metric_info("acc7").higher_is_better and metric_info("acc7").percent
     assert metric_info("f1").percent

@@ -16,6 +16,7 @@ from harness.papers.render import render_csv, render_latex, render_markdown, wri
 from harness.papers.reproduce import FRAME_COLUMNS, STATUSES, reproduce_table
 from harness.papers.tables import (
     PaperBlock,
+    PaperCitation,
     PaperColumn,
     PaperRow,
     PaperTable,
@@ -40,8 +41,9 @@ def _table() -> PaperTable:
         PaperRow("MulT", "mult", {"MOSI": (83.7, 0.8)}),  # no runs
         PaperRow("FINE", "fine", {}, bold=True),  # no public numbers
     )
+    citation = PaperCitation("Someone", "A paper", "Conf", 2024, "Table 2")
     return PaperTable(
-        "demo", "Demo", "Someone (2024)", "here", "unspecified", "A note.", blocks, rows
+        "demo", "Demo", citation, "unspecified", "A note.", blocks, rows, "harness/papers/x.yaml"
     )
 
 
@@ -151,7 +153,11 @@ def test_markdown_layout_and_legend() -> None:
     assert "| **FINE** " in text and " n/a " in text
     assert "0.750 ± 0.000 (+0.000) ✓" in text  # MAE with 3 decimals
     assert "MOSI -> `mosi_x`; MOSEI -> not mapped" in text
-    assert "Someone (2024)" in text and "A note." in text and "2000 resamples, seed 7" in text
+    assert "Source: Someone (2024). A paper. Conf, Table 2." in text
+    assert "Reported numbers: `harness/papers/x.yaml`, table `demo`." in text
+    assert "A note." in text and "2000 resamples, seed 7" in text
+    assert "Acc-2 = Acc-2 (non-0) ×100, MAE = MAE;" in text  # the project metric by its label
+    assert "acc2_non0" not in text and "shared/reference" not in text
 
 
 def test_latex_uses_booktabs_and_escapes() -> None:
@@ -162,6 +168,13 @@ def test_latex_uses_booktabs_and_escapes() -> None:
     assert r"\texttt{mosi\_x}" in text and r"95\% CI" in text
     assert re.search(r"(?<!\\)_", text) is None  # no bare underscore
     assert r"\textbf{FINE}" in text
+    assert text.startswith("% Needs \\usepackage{booktabs}")
+    assert r"\footnotesize" in text and r"\resizebox" not in text
+    # the reproduced cell without the difference; short statuses spelled out in the legend
+    assert r"82.00 $\pm$ 2.00 $\surd$" in text and "(+1.20)" not in text
+    assert r"\textit{not impl.}" in text
+    assert r"\textit{not impl.} = method not implemented: this project" in text
+    assert r"Method & paper & reproduced" in text
 
 
 def test_csv_has_every_field() -> None:

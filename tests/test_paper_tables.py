@@ -15,7 +15,8 @@ from harness.papers.tables import (
     paper_table_names,
 )
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "published-results.md"
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO.parent / "shared" / "reference" / "published-results.md"
 REGISTERED = {
     "fine-mosi-mosei", "fine-ch-sims", "fine-ur-funny", "mmsa-mosi", "mmsa-mosei",
     "mmsa-ch-sims", "fsrf-mosei-ch-sims", "mmmie-mosi-mosei", "ir-svr-mosi-mosei",
@@ -69,6 +70,24 @@ def test_tables_without_public_numbers_report_nothing(name: str, method: str) ->
     table = paper_table(name)
     assert all(row.reported == {} for row in table.rows)
     assert table.rows[-1].bold and table.rows[-1].method == method
+    assert not table.has_reported() and table.citation.table is None
+
+
+def test_every_table_cites_its_publication_and_registry_file() -> None:
+    for name in paper_table_names():
+        table = paper_table(name)
+        citation = table.citation
+        assert citation.authors and citation.title and citation.venue and citation.url, name
+        assert table.registry_file.startswith("harness/papers/"), name
+        assert table.registry_file.endswith(".yaml") and (REPO / table.registry_file).is_file()
+    fine = paper_table("fine-mosi-mosei").citation
+    assert (fine.authors, fine.year) == ("Liu, Y., & Wang, S.", 2026)
+    assert "AAAI 2026" in fine.venue and "Tables 1-4" in (fine.table or "")
+    assert fine.text().startswith("Liu, Y., & Wang, S. (2026). FINE: Factorized Multimodal")
+    assert fine.text().endswith("https://doi.org/10.1609/aaai.v40i3.37176")
+    mmsa = paper_table("mmsa-mosei").citation
+    assert mmsa.year is None and "(n.d.)" in mmsa.text() and "MOSEI table" in (mmsa.table or "")
+    assert paper_table("ir-svr-ur-funny").citation == paper_table("ir-svr-mosi-mosei").citation
 
 
 def _published_tables() -> list[tuple[list[str], list[tuple[str, list[list[float]]]]]]:
@@ -109,8 +128,7 @@ def test_every_number_equals_published_results() -> None:
 VALID = {
     "name": "demo",
     "title": "Demo",
-    "citation": "Someone (2024)",
-    "source": "here",
+    "citation": {"authors": "Someone, A.", "year": 2024, "title": "A paper", "venue": "Conf"},
     "acc2_variant": "non0",
     "note": "none",
     "blocks": [
@@ -186,6 +204,26 @@ CASES = {
         "tables[0].citation",
         "missing required key",
     ),
+    "citation not a mapping": (
+        _set(("citation",), "Someone (2024)"),
+        "tables[0].citation",
+        "expected a mapping",
+    ),
+    "citation year not a year": (
+        _set(("citation", "year"), 24),
+        "tables[0].citation.year",
+        "expected a year such as 2026, or null",
+    ),
+    "citation unknown key": (
+        _set(("citation", "tabel"), "Table 2"),
+        "tables[0].citation.tabel",
+        "did you mean 'table'",
+    ),
+    "citation missing authors": (
+        lambda table: table["citation"].pop("authors"),
+        "tables[0].citation.authors",
+        "missing (required key)",
+    ),
     "unknown key": (
         _set(("rows", 0, "reproted"), None),
         "tables[0].rows[0].reproted",
@@ -234,3 +272,9 @@ def test_valid_file_loads_nulls_as_missing(tmp_path: Path) -> None:
     assert [t.name for t in loaded] == ["other", "demo"]
     assert loaded[1].rows[0].reported == {} and loaded[1].rows[0].method is None
     assert loaded[1].rows[0].reported_for(loaded[1].blocks[0]) == (None, None, None)
+    citation = loaded[0].citation
+    assert (citation.authors, citation.year, citation.table, citation.url) == (
+        "Someone, A.", 2024, None, None,
+    )  # fmt: skip
+    assert citation.text() == "Someone, A. (2024). A paper. Conf."
+    assert loaded[0].registry_file == (tmp_path / "demo.yaml").as_posix()

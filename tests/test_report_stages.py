@@ -14,6 +14,7 @@ import yaml
 from harness import paths
 from harness.config import parse_params
 from harness.config.sections import CompareConfig
+from harness.errors import DataError
 from harness.metrics import METRICS
 from harness.records import RunResult
 from harness.reports.tables import frame_to_csv
@@ -110,11 +111,13 @@ def test_papers_stage_puts_reported_beside_reproduced(project: Path) -> None:
         datasets={"MOSI": "synth", "MOSEI": None},
     )  # fmt: skip
     written = paper_stage.run(params)
-    assert [p.name for p in written] == ["mmsa-mosi.md", "fine-mosi-mosei.md"]
+    assert [p.name for p in written] == ["mmsa-mosi.md", "fine-mosi-mosei.md", "README.md"]
     assert sorted(p.name for p in paths.papers_dir().iterdir()) == sorted(
-        f"{name}.{suffix}" for name in ("mmsa-mosi", "fine-mosi-mosei")
-        for suffix in ("md", "tex", "csv")
+        [f"{name}.{suffix}" for name in ("mmsa-mosi", "fine-mosi-mosei")
+         for suffix in ("md", "tex", "csv")] + ["README.md"]
     )  # fmt: skip
+    index = (paths.papers_dir() / "README.md").read_text()
+    assert "| [mmsa-mosi](mmsa-mosi.md) " in index and "2 of 10 written" in index
     text = (paths.papers_dir() / "mmsa-mosi.md").read_text()
     # TFN's reported Has0 Acc-2 is 77.99; reproduced 0.75 + 0.005 * seed -> 76.00 ± 0.50
     assert "77.99" in text and "76.00 ± 0.50" in text and "(-1.99)" in text
@@ -122,3 +125,39 @@ def test_papers_stage_puts_reported_beside_reproduced(project: Path) -> None:
     fine = (paths.papers_dir() / "fine-mosi-mosei.md").read_text()
     assert "dataset not mapped" in fine  # MOSEI
     assert r"\toprule" in (paths.papers_dir() / "fine-mosi-mosei.tex").read_text()
+
+
+def test_papers_stage_writes_only_tables_with_runs_and_an_index(project: Path) -> None:
+    for seed in (1, 2, 3):
+        _record("synth", "tfn", seed, _metrics(0.75, seed)).save(
+            paths.run_record("synth", "tfn", seed)
+        )
+    params = _params(project, ["synth"])  # the default mapping: MOSI -> mosi_bclstm, not run
+    written = paper_stage.run(params)
+    assert [p.name for p in written] == ["README.md"]
+    assert [p.name for p in paths.papers_dir().iterdir()] == ["README.md"]
+    index = (paths.papers_dir() / "README.md").read_text()
+    assert "0 of 10 written" in index
+    mmsa = next(line for line in index.splitlines() if line.startswith("| mmsa-mosi "))
+    assert "MOSI -> `mosi_bclstm` (no runs)" in mmsa
+    assert "add `mosi_bclstm` to `benchmark.datasets` in params.yaml" in mmsa
+    assert "`mosi_bclstm`: not measured" in mmsa
+    sims = next(line for line in index.splitlines() if line.startswith("| fine-ch-sims "))
+    assert "CH-SIMS -> not mapped" in sims and "map CH-SIMS to a project dataset" in sims
+    with pytest.raises(DataError, match="add mosi_bclstm to benchmark.datasets") as caught:
+        paper_stage.run_one(params, "mmsa-mosi")
+    assert "\n" not in str(caught.value) and "'mmsa-mosi'" in str(caught.value)
+    with pytest.raises(DataError, match="none of its datasets \\(CH-SIMS\\) is mapped"):
+        paper_stage.run_one(params, "fine-ch-sims")
+
+
+def test_paper_one_table_updates_the_index(project: Path) -> None:
+    for seed in (1, 2, 3):
+        _record("synth", "tfn", seed, _metrics(0.75, seed)).save(
+            paths.run_record("synth", "tfn", seed)
+        )
+    params = _params(project, ["synth"], datasets={"MOSI": "synth", "MOSEI": None})
+    path = paper_stage.run_one(params, "mmsa-mosi")
+    assert path.name == "mmsa-mosi.md" and path.is_file()
+    index = (paths.papers_dir() / "README.md").read_text()
+    assert "| [mmsa-mosi](mmsa-mosi.md) " in index and "1 of 10 written" in index

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
+from harness.config.sections import CompareConfig
 from harness.errors import DataError, UnknownNameError
 from harness.metrics import METRICS
 from harness.records import RunResult
@@ -23,7 +24,7 @@ from harness.reports.tables import (
     write_comparison,
 )
 from harness.statistics.comparison import FRAME_COLUMNS, compare_dataset
-from harness.statistics.significance import holm
+from harness.statistics.significance import holm, wilcoxon_min_holm_p
 
 SEEDS = (1111, 1112, 1113, 1114, 1115)
 JITTER = np.array([0.004, -0.003, 0.001, -0.002, 0.0])
@@ -121,6 +122,48 @@ def test_pvalues_match_scipy_and_holm_runs_across_the_whole_table(
     assert not others["sig_wilcoxon"].any()  # 5 seeds: the Wilcoxon test cannot reach 0.05
 
 
+def seed_records(method: str, level: float, n_seeds: int, scale: float) -> list[RunResult]:
+    """`n_seeds` seeds of SIMS metrics around `level` (MAE around 1 - level, Corr around
+    level - 0.3), each seed's noise `scale` times its own (so no two differences tie)."""
+    noise = scale * np.linspace(-0.004, 0.004, n_seeds) ** 3 * 1e4
+    return [
+        make_record(method, 2000 + i, {**dict.fromkeys(METRICS["sims"], level + noise[i]),
+                                      "mae": 1 - level - noise[i], "corr": level - 0.3 + noise[i]})
+        for i in range(n_seeds)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("n_seeds", "shown"), [(8, False), (9, True)])
+def test_wilcoxon_column_only_where_it_can_reject(n_seeds: int, shown: bool) -> None:
+    # 3 methods x 6 metrics: 12 comparisons; 12 * 2 / 2^8 = 0.094, 12 * 2 / 2^9 = 0.047
+    records = [
+        r
+        for method, level, scale in (("a", 0.8, 1.0), ("b", 0.6, 2.0), ("c", 0.5, 3.0))
+        for r in seed_records(method, level, n_seeds, scale)
+    ]
+    frame = compare_dataset(records, "sims", CompareConfig(ci_resamples=200, aso=False))
+    text = render_markdown(frame)
+    assert ("Wilcoxon p" in text) is shown and ("§ Wilcoxon signed-rank test" in text) is shown
+    assert ("Wilcoxon signed-rank test omitted" in text) is not shown
+    assert bool(frame["sig_wilcoxon"].any()) is shown  # "b" and "c" are worse on every seed
+    latex = render_latex(frame)
+    assert (r"$^{\S}$" in latex) is shown
+
+
+def test_wilcoxon_min_holm_p_by_hand() -> None:
+    assert wilcoxon_min_holm_p(5, 80) == 1.0  # 80 * 2 / 32 = 5, capped at 1
+    assert wilcoxon_min_holm_p(5, 1) == 0.0625  # 2 / 32: one test cannot reach 0.05 either
+    assert wilcoxon_min_holm_p(6, 1) == 0.03125  # 2 / 64
+    assert wilcoxon_min_holm_p(12, 80) == 0.0390625  # 160 / 4096
+    assert wilcoxon_min_holm_p(10, 80) == 0.15625  # 160 / 1024
+    assert wilcoxon_min_holm_p(9, 12) == 0.046875  # 24 / 512
+    assert wilcoxon_min_holm_p(0, 3) == 1.0 and wilcoxon_min_holm_p(1, 1) == 1.0
+    with pytest.raises(ValueError, match="n_comparisons"):
+        wilcoxon_min_holm_p(5, 0)
+    with pytest.raises(ValueError, match="n_pairs"):
+        wilcoxon_min_holm_p(-1, 3)
+
+
 def _best(frame: pd.DataFrame, metric: str) -> str:
     return frame[(frame["metric"] == metric) & frame["is_best"]]["method"].iloc[0]
 
@@ -153,9 +196,15 @@ def test_markdown_marks_best_and_significance(records: list[RunResult]) -> None:
     assert "**80.00 ± 0.27**" in text  # best acc2 (percent, 2 decimals)
     assert "60.00 ± 0.14*" in text  # weak, clearly worse
     assert "**0.4000 ± 0.0036**" in text  # best (lowest) MAE, 4 decimals
-    assert "mae ↓" in text and "acc2 (%) ↑" in text
+    assert "MAE ↓" in text and "Acc-2 (%) ↑" in text and "acc2" not in text
     assert "5 seeds" in text and "Holm" in text and "Wilcoxon" in text
     assert "across all 12 comparisons" in text and "smallest two-sided p is 0.0625" in text
+    # 5 seeds, 12 comparisons: 12 * 0.0625 >= 0.05, so no Wilcoxon column and no § marker
+    assert (
+        "Wilcoxon signed-rank test omitted: with 5 seeds its smallest two-sided p is 0.0625, "
+        "which after Holm over 12 comparisons cannot fall below 0.05"
+    ) in text
+    assert "Wilcoxon p" not in text and "§" not in text
     assert "* two-sided paired t-test" in text and "‡ = the best almost stochastically" in text
     assert "bootstrap over the" not in text  # no predictions given: no per-sample test, no †
     rows_of_good = [line for line in text.splitlines() if line.startswith("| good ")]
@@ -171,7 +220,9 @@ def test_latex_booktabs(records: list[RunResult]) -> None:
     assert r"\textbf{80.00 $\pm$ 0.27}" in text
     assert r"60.00 $\pm$ 0.14$^{*}$$^{\ddagger}$" in text
     assert r"lf\_dnn" in text and "lf_dnn" not in text
-    assert r"acc2 (\%)" in text
+    assert r"Acc-2 & Acc-3" in text and r"(\%) $\uparrow$" in text and "acc2" not in text
+    assert r"95\% CI" in text and "95% CI" not in text  # an unescaped % ends the caption
+    assert "Wilcoxon signed-rank test omitted" in text and r"\S" not in text
 
 
 def test_write_comparison_files_and_csv_round_trip(tmp_path: Path) -> None:

@@ -102,6 +102,10 @@ class CompareConfig:
     aso: bool = True  # Almost Stochastic Order against the best method
     aso_bootstrap: int = checked(1000, positive)  # ASO's bootstrap iterations (deepsig's)
     sample_resamples: int = checked(1000, positive)  # paired bootstrap over test samples
+    # flagged seeds (harness/statistics/seed_flags.py): predictions' std below this fraction
+    # of the truths' ("constant"); a MAE/Corr outside this prediction interval of the others
+    flag_constant_ratio: float = checked(0.05, probability)
+    flag_outlier_level: float = checked(0.999, probability)
 
     def __post_init__(self) -> None:
         check_fields(self)  # also when built in code, not only from params.yaml

@@ -3,16 +3,25 @@
 three.
 
 The Markdown and LaTeX views put a "reported" and a "reproduced" cell side by side per column,
-and under the table the legend, citation, Acc-2 variant, column -> metric mapping, dataset
-mapping, seed count, CI method and the table's note. No timestamps, fixed float formats:
-identical input gives byte-identical files.
+and under the table the legend, citation (the publication, and the registry YAML file inside
+this project that holds the numbers), Acc-2 variant, column -> metric mapping, dataset mapping,
+seed count, CI method and the table's note. No timestamps, fixed float formats: identical input
+gives byte-identical files.
+
+The LaTeX view is written for a plain `\\documentclass{article}` with booktabs and nothing else
+(`harness.reports.latex`): \\footnotesize, its columns split into stacked tabulars that fit the
+345 pt text width (at a paper dataset's boundary where possible), each repeating the method
+column. To fit, its reproduced cell is "mean ± std ✓/✗" without the difference (the Markdown and
+CSV views keep it) and a cell without numbers shows a short status ("not impl.") that the
+legend spells out.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +30,29 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness.io_utils import write_text_atomic
+from harness.metrics import metric_label
 from harness.papers.reproduce import _WITH_NUMBERS, STATUSES
 from harness.papers.tables import PaperBlock, PaperColumn, PaperTable
-from harness.reports.tables import latex_escape
+from harness.reports.latex import (
+    NEEDS,
+    caption_height,
+    latex_escape,
+    paragraph_height,
+    split_columns,
+    split_floats,
+    table_float,
+    tabular_height,
+    text_width,
+)
 
-__all__ = ["render_csv", "render_latex", "render_markdown", "write_paper_table"]
+__all__ = [
+    "MEASURED_RUN_TIMES",
+    "render_csv",
+    "render_index",
+    "render_latex",
+    "render_markdown",
+    "write_paper_table",
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,9 @@ class _Style:
     outside: str
     arrow: str
     times: str
+    reported: str = "reported"  # the sub-header of the reported values
+    difference: bool = True  # whether a reproduced cell shows (mean - reported)
+    status: Callable[[str], str] = str  # the text a cell without numbers shows for its status
 
 
 _MARKDOWN = _Style(
@@ -54,6 +84,19 @@ _MARKDOWN = _Style(
     " -> ",
     "×",
 )
+
+# LaTeX's cells without numbers show these (the legend spells each out)
+_SHORT_STATUS = {
+    "method not implemented": "not impl.",
+    "dataset not mapped": "unmapped",
+    "dataset not run": "no runs",
+    "method not run": "not run",
+    "metric not recorded": "no metric",
+}
+
+
+def _short_status(status: str) -> str:
+    return _SHORT_STATUS.get(status, status)
 
 
 def _latex_text(text: str) -> str:
@@ -71,7 +114,27 @@ _LATEX = _Style(
     r" $\times$",
     r" $\rightarrow$ ",
     r"$\times$",
+    reported="paper",
+    difference=False,
+    status=_short_status,
 )
+# the text of the LaTeX cells without markup, whose widths decide the LaTeX layout
+_PLAIN = _Style(
+    " ± ",
+    str,
+    str,
+    str,
+    str,
+    " ✓",
+    " ✗",
+    " -> ",
+    "×",
+    reported="paper",
+    difference=False,
+    status=_short_status,
+)
+_LATEX_SIZE = "footnotesize"  # the font size command of the LaTeX tables
+_LATEX_TABCOLSEP = 3.0  # pt; LaTeX's default is 6 pt
 
 
 def _number(value: float, decimals: int) -> str:
@@ -88,12 +151,12 @@ def _reported_cell(cell: Mapping[str, Any], column: PaperColumn, bold: bool, sty
 def _reproduced_cell(cell: Mapping[str, Any], column: PaperColumn, style: _Style) -> str:
     """ "mean ± std (+diff) marker", or the status text for a cell without numbers."""
     if cell["status"] not in _WITH_NUMBERS:
-        return style.italic(cell["status"])
+        return style.italic(style.status(cell["status"]))
     digits = column.decimals
     text = _number(cell["mean"], digits)
     if math.isfinite(cell["std"]):
         text += f"{style.plus_minus}{_number(cell['std'], digits)}"
-    if math.isfinite(cell["difference"]):
+    if style.difference and math.isfinite(cell["difference"]):
         text += f" ({cell['difference']:+.{digits}f})"
     if cell["inside_ci"] is not None:
         text += style.inside if cell["inside_ci"] else style.outside
@@ -148,46 +211,108 @@ def render_markdown(frame: pd.DataFrame, table: PaperTable) -> str:
 
 
 def render_latex(frame: pd.DataFrame, table: PaperTable) -> str:
-    """A booktabs `table` float: a \\multicolumn header per paper dataset and per column (with
-    \\cmidrule), "reported"/"reproduced" sub-columns, the footer lines under the tabular."""
+    r"""A booktabs `table` float: the paper's columns split into stacked tabulars that fit the
+    345 pt text width (`harness.reports.latex.split_columns`, cutting at a paper dataset's
+    boundary where it can), each with a \multicolumn header per paper dataset and per column
+    (with \cmidrule), "paper"/"reproduced" sub-columns and the method column; the footer lines
+    under the tabulars."""
     body = _body(frame, table, _LATEX)
-    n_cells = sum(2 * len(block.columns) for block in table.blocks)
-    dataset_row, dataset_rules, column_row, column_rules = [""], [], [""], []
-    first = 2
+    columns = [(block, column) for block in table.blocks for column in block.columns]
+    starts, first = [], 0
     for block in table.blocks:
-        width = 2 * len(block.columns)
-        dataset_row.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(block.dataset)}}}")
-        dataset_rules.append(rf"\cmidrule(lr){{{first}-{first + width - 1}}}")
-        for k, column in enumerate(block.columns):
-            column_row.append(rf"\multicolumn{{2}}{{c}}{{{latex_escape(column.label)}}}")
-            column_rules.append(rf"\cmidrule(lr){{{first + 2 * k}-{first + 2 * k + 1}}}")
-        first += width
-    footer = "\n".join(rf"{line}\par" for line in _footer(frame, table, _LATEX))
+        starts.append(first)
+        first += len(block.columns)
+    plain = _body(frame, table, _PLAIN)
+    bold = [row.bold for row in table.rows]
+    widths = [_pair_width(plain, bold, k, column.label) for k, (_, column) in enumerate(columns)]
+    groups = split_columns(widths, _label_width(plain, bold), boundaries=starts)
+    tabulars = [
+        _latex_tabular(body, [columns[k] for k in group], [1 + 2 * k for k in group])
+        for group in groups
+    ]
+    notes = "\n".join(
+        [
+            r"\begin{minipage}{\linewidth}\raggedright",
+            *(rf"{line}\par" for line in _footer(frame, table, _LATEX)),
+            r"\end{minipage}",
+        ]
+    )
+    label = f"tab:paper-{table.name}"
+    floats = split_floats(
+        [tabular_height(3 + len(table.rows), _LATEX_SIZE, cmidrule_lines=2)] * len(tabulars),
+        first=caption_height(table.title, _LATEX_SIZE),
+        last=sum(paragraph_height(line, _LATEX_SIZE) for line in _footer(frame, table, _PLAIN)),
+        continued=caption_height(f"{table.title}, continued (Table 10).", _LATEX_SIZE),
+    )
+    parts = [
+        table_float(
+            latex_escape(table.title)
+            if i == 0
+            else rf"{latex_escape(table.title)}, continued (Table~\ref{{{label}}}).",
+            label if i == 0 else None,
+            [tabulars[k] for k in indices] + ([notes] if i == len(floats) - 1 else []),
+            _LATEX_SIZE,
+            _LATEX_TABCOLSEP,
+        )
+        for i, indices in enumerate(floats)
+    ]
+    source = table.registry_file or "harness/papers/*.yaml"
+    header = [NEEDS, f"% Generated by msabench from per-seed run records and {source}."]
+    return "\n".join(header + parts) + "\n"
+
+
+def _latex_tabular(
+    body: list[list[str]], columns: list[tuple[PaperBlock, PaperColumn]], cells: list[int]
+) -> str:
+    """One tabular of the LaTeX view: the method column and `columns` (each two cells of the
+    body rows, starting at the indices `cells`), headed by their datasets and labels."""
+    dataset_row, dataset_rules, column_row, column_rules = [""], [], [""], []
+    position = 2
+    for dataset, run in itertools.groupby(columns, key=lambda pair: pair[0].dataset):
+        width = 2 * len(list(run))
+        dataset_row.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(dataset)}}}")
+        dataset_rules.append(rf"\cmidrule(lr){{{position}-{position + width - 1}}}")
+        position += width
+    for k, (_, column) in enumerate(columns):
+        column_row.append(rf"\multicolumn{{2}}{{c}}{{{latex_escape(column.label)}}}")
+        column_rules.append(rf"\cmidrule(lr){{{2 + 2 * k}-{3 + 2 * k}}}")
+    rows = [[line[0], *(cell for i in cells for cell in line[i : i + 2])] for line in body]
     lines = [
-        "% Generated by msabench from per-seed run records and harness/papers/*.yaml.",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\scriptsize",
-        rf"\caption{{{latex_escape(table.title)}}}",
-        rf"\label{{tab:paper-{table.name}}}",
-        r"\begin{tabular}{l" + "r" * n_cells + "}",
+        r"\begin{tabular}{l" + "r" * (2 * len(columns)) + "}",
         r"\toprule",
         " & ".join(dataset_row) + r" \\",
         " ".join(dataset_rules),
         " & ".join(column_row) + r" \\",
         " ".join(column_rules),
-        " & ".join(["Method"] + ["reported", "reproduced"] * (n_cells // 2)) + r" \\",
+        " & ".join(["Method"] + [_LATEX.reported, "reproduced"] * len(columns)) + r" \\",
         r"\midrule",
-        *(" & ".join(line) + r" \\" for line in body),
+        *(" & ".join(row) + r" \\" for row in rows),
         r"\bottomrule",
         r"\end{tabular}",
-        r"\par\smallskip",
-        r"\begin{minipage}{\linewidth}\raggedright",
-        footer,
-        r"\end{minipage}",
-        r"\end{table}",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
+
+
+def _pair_width(plain: list[list[str]], bold: list[bool], k: int, label: str) -> float:
+    """Estimated width in pt of paper column `k` in the LaTeX view: its reported and reproduced
+    cells (plain text, `bold` per row), their sub-headers and its label, with the space between
+    columns."""
+    reported = max(
+        [text_width(_PLAIN.reported, _LATEX_SIZE)]
+        + [text_width(line[1 + 2 * k], _LATEX_SIZE, b) for line, b in zip(plain, bold, strict=True)]
+    )
+    reproduced = max(
+        [text_width("reproduced", _LATEX_SIZE)]
+        + [text_width(line[2 + 2 * k], _LATEX_SIZE) for line in plain]
+    )
+    pair = reported + reproduced + 2 * _LATEX_TABCOLSEP
+    return max(pair, text_width(label, _LATEX_SIZE)) + 2 * _LATEX_TABCOLSEP
+
+
+def _label_width(plain: list[list[str]], bold: list[bool]) -> float:
+    """Estimated width in pt of the method column, with the space beside it."""
+    labels = [text_width(line[0], _LATEX_SIZE, b) for line, b in zip(plain, bold, strict=True)]
+    return max([text_width("Method", _LATEX_SIZE), *labels]) + 2 * _LATEX_TABCOLSEP
 
 
 def render_csv(frame: pd.DataFrame) -> str:
@@ -200,17 +325,26 @@ def _footer(frame: pd.DataFrame, table: PaperTable, style: _Style) -> list[str]:
     first = frame.iloc[0]
     level = style.escape(f"{first['confidence']:.0%}")
     statuses = [s for s in STATUSES if s != "ok" and s in set(frame["status"])]
-    explained = "; ".join(f"{style.italic(s)} = {STATUSES[s]}" for s in statuses)
+    explained = "; ".join(_status_text(s, style) for s in statuses)
     datasets = "; ".join(_mapping_text(frame, block, style) for block in table.blocks)
-    return [
+    reproduced = (
         f"Reproduced = mean{style.plus_minus}std (sample std, ddof=1) over seeds of this "
         f"project's test-split runs, in the paper's units, then (mean - reported); "
-        f"{style.inside.strip()} = the reported value lies inside the reproduced {level} CI, "
-        f"{style.outside.strip()} = outside." + (f" Status: {explained}." if explained else ""),
-        f"Source: {style.escape(table.citation)}. Numbers copied from: "
-        f"{style.escape(table.source)}.",
+        if style.difference
+        else f"{style.reported.capitalize()} = the published value; reproduced = "
+        f"mean{style.plus_minus}std (sample std, ddof=1) over seeds of this project's "
+        "test-split runs, in the paper's units (the difference, mean - published, is in the "
+        ".md and .csv files); "
+    )
+    return [
+        reproduced + f"{style.inside.strip()} = the reported value lies inside the reproduced "
+        f"{level} CI, {style.outside.strip()} = outside."
+        + (f" Status: {explained}." if explained else ""),
+        f"Source: {style.escape(_sentence(table.citation.text()))} {_numbers_text(table, style)}",
         f"Acc-2 variant: {_variant_text(table, style)}",
-        "Columns: " + "; ".join(_block_columns(block, style) for block in table.blocks) + ".",
+        "Columns (the paper's label = this project's metric): "
+        + "; ".join(_block_columns(block, style) for block in table.blocks)
+        + ".",
         f"Datasets: {datasets}.",
         f"Seeds: {_seed_text(frame)}.",
         f"CI: {level} percentile bootstrap CI of the mean over seeds "
@@ -219,6 +353,27 @@ def _footer(frame: pd.DataFrame, table: PaperTable, style: _Style) -> list[str]:
         f"seed {first['ci_seed']}); cells with fewer than 2 seeds have none.",
         f"Note: {style.escape(table.note)}",
     ]
+
+
+def _sentence(text: str) -> str:
+    """`text` ending with a full stop."""
+    return text if text.endswith(".") else f"{text}."
+
+
+def _status_text(status: str, style: _Style) -> str:
+    """The legend's entry for `status`: the text its cells show = what it means."""
+    shown = style.status(status)
+    named = "" if shown == status else f"{status}: "
+    return f"{style.italic(shown)} = {named}{STATUSES[status]}"
+
+
+def _numbers_text(table: PaperTable, style: _Style) -> str:
+    """Where the reported numbers live in this project: the registry file and table name."""
+    registry = style.code(table.registry_file) if table.registry_file else "no registry file"
+    where = f"{registry}, table {style.code(table.name)}"
+    if table.has_reported():
+        return f"Reported numbers: {where}."
+    return f"Reported numbers: none public (layout only; {where})."
 
 
 _VARIANTS = {
@@ -237,13 +392,15 @@ def _variant_text(table: PaperTable, style: _Style) -> str:
         for column in block.columns
         if column.metric.startswith(("acc2", "f1"))
     }
-    compared = ", ".join(style.code(m) for m in sorted(metrics)) or "no Acc-2/F1 column"
+    compared = (
+        ", ".join(style.escape(metric_label(m)) for m in sorted(metrics)) or "no Acc-2/F1 column"
+    )
     return f"{style.escape(_VARIANTS[table.acc2_variant])}; compared with {compared}."
 
 
 def _block_columns(block: PaperBlock, style: _Style) -> str:
     parts = [
-        f"{style.escape(c.label)} = {style.code(c.metric)}"
+        f"{style.escape(c.label)} = {style.escape(metric_label(c.metric))}"
         + (f" {style.times}{c.scale:g}" if c.scale != 1 else "")
         for c in block.columns
     ]
@@ -264,6 +421,89 @@ def _seed_text(frame: pd.DataFrame) -> str:
     if len(counts) == 1:
         return f"{counts[0]} per reproduced cell"
     return f"{counts[0]}-{counts[-1]} per reproduced cell"
+
+
+# ---------------------------------------------------------------------------------- the index
+
+# How long filling a dataset takes here: the measured wall time of the default budget's
+# `dvc repro` with that dataset, with the date and where it is recorded. A dataset not listed
+# reads "not measured": no time is written that was not measured.
+MEASURED_RUN_TIMES: dict[str, str] = {
+    "synth": "the whole default `dvc repro` (11 methods, 5 seeds, tuning included) took "
+    "14 min 12 s on 2026-12-03 on the 2-core development machine (docs/benchmarks.md)",
+}
+
+
+def render_index(
+    tables: Sequence[PaperTable],
+    selected: Collection[str],
+    written: Collection[str],
+    dataset_map: Mapping[str, str | None],
+    run_datasets: Collection[str],
+) -> str:
+    """results/papers/README.md: every registered table in `tables`, whether it was written
+    (`written`: names) and, for the others, why not and what to run to fill it. `selected`:
+    params `paper.tables`; `dataset_map`: params `paper.datasets`; `run_datasets`: the project
+    datasets that have runs."""
+    rows = [
+        [
+            f"[{t.name}]({t.name}.md)" if t.name in written else t.name,
+            t.title,
+            "yes" if t.name in written else "no",
+            "; ".join(_index_dataset(b.dataset, dataset_map, run_datasets) for b in t.blocks),
+            "—" if t.name in written else _to_fill(t, selected, dataset_map, run_datasets),
+        ]
+        for t in tables
+    ]
+    grid = tabulate(
+        rows,
+        headers=["table", "title", "written", "datasets (paper -> project)", "to fill it"],
+        tablefmt="pipe",
+        disable_numparse=True,
+    )
+    return (
+        "# Paper tables\n\n"
+        "Published tables regenerated in their own layouts beside this project's runs "
+        "(`msabench paper --all`, the DVC stage `paper`; `msabench paper --list` names them). "
+        "A table is written (`<table>.md`, `.tex`, `.csv`) only when at least one of its "
+        "datasets has runs in `results/runs/<dataset>/` at the params' seeds; every registered "
+        f"table is listed here, {len(written)} of {len(tables)} written.\n\n{grid}\n"
+    )
+
+
+def _index_dataset(
+    paper: str, dataset_map: Mapping[str, str | None], run_datasets: Collection[str]
+) -> str:
+    project = dataset_map.get(paper)
+    if project is None:
+        return f"{paper} -> not mapped"
+    return f"{paper} -> `{project}` ({'runs' if project in run_datasets else 'no runs'})"
+
+
+def _to_fill(
+    table: PaperTable,
+    selected: Collection[str],
+    dataset_map: Mapping[str, str | None],
+    run_datasets: Collection[str],
+) -> str:
+    """What to do so that `table` is written: the datasets to run, with how long that takes."""
+    steps = [] if table.name in selected else [f"add `{table.name}` to `paper.tables`"]
+    mapped = [dataset_map.get(b.dataset) for b in table.blocks]
+    to_run = sorted({d for d in mapped if d is not None and d not in run_datasets})
+    if to_run:
+        names = ", ".join(f"`{d}`" for d in to_run)
+        times = "; ".join(f"`{d}`: {MEASURED_RUN_TIMES.get(d, 'not measured')}" for d in to_run)
+        steps.append(
+            f"add {names} to `benchmark.datasets` in params.yaml and run `dvc repro` "
+            f"(run time here: {times})"
+        )
+    elif not any(d in run_datasets for d in mapped if d is not None):
+        unmapped = " or ".join(b.dataset for b in table.blocks)
+        steps.append(
+            f"map {unmapped} to a project dataset in `paper.datasets` (params.yaml; declare it "
+            "under `datasets`) and add that dataset to `benchmark.datasets`"
+        )
+    return "; then ".join(steps) if steps else "—"
 
 
 # ------------------------------------------------------------------------------------ writing

@@ -3,7 +3,11 @@
 Each YAML file holds ``tables:``, a list of tables; each table is the paper's own layout:
 
 - ``name`` (the CLI name and the output file stem, ``[a-z0-9-]``), ``title``, ``citation`` (the
-  full reference), ``source`` (where the numbers were copied from), ``acc2_variant`` and ``note``;
+  publication the numbers come from, a mapping parsed strictly into `PaperCitation`: ``authors``,
+  ``year``, ``title``, ``venue``, ``table`` (which of its tables, null where not known) and
+  ``url``), ``acc2_variant`` and ``note``. The rendered tables cite the publication and the
+  YAML file inside this project that holds the numbers (`PaperTable.registry_file`, set when the
+  file is read);
 - ``blocks``: one per paper dataset in the paper's order, ``{dataset: MOSI, columns: [...]}``;
   a column is ``{label: "Acc-2", metric: acc2_non0, scale: 100, decimals: 2}``: ``metric`` is
   a project metric (`harness.metrics.METRICS`), ``scale`` turns the project's value (a fraction)
@@ -46,11 +50,13 @@ import yaml
 from harness.errors import ConfigError, UnknownNameError
 from harness.metrics import metric_info
 from harness.registry import Registry
+from harness.schema import checked, parse_section
 
 __all__ = [
     "ACC2_VARIANTS",
     "PAPERS_DIR",
     "PaperBlock",
+    "PaperCitation",
     "PaperColumn",
     "PaperRow",
     "PaperTable",
@@ -61,6 +67,7 @@ __all__ = [
 ]
 
 PAPERS_DIR = Path(__file__).parent  # the YAML files beside this module
+_PROJECT_ROOT = PAPERS_DIR.parents[1]
 ACC2_VARIANTS: tuple[str, ...] = ("has0", "non0", "both", "unspecified")
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -99,18 +106,49 @@ class PaperRow:
         return tuple(self.reported.get(block.dataset, (None,) * len(block.columns)))
 
 
+def _year(value: int | None) -> str | None:
+    return None if value is None or 1900 <= value <= 2100 else "a year such as 2026, or null"
+
+
+@dataclass(frozen=True)
+class PaperCitation:
+    """The publication a table's reported numbers come from, as a reference list gives it.
+    `table` says which of its tables (None where the source does not say); `year` None where
+    not known (a repository without releases)."""
+
+    authors: str
+    title: str
+    venue: str  # proceedings, journal, preprint server or repository
+    year: int | None = checked(None, check=_year)
+    table: str | None = None
+    url: str | None = None
+
+    def text(self) -> str:
+        """One plain-text reference: authors (year). Title. Venue, table. URL."""
+        year = "n.d." if self.year is None else str(self.year)
+        where = f"{self.venue}, {self.table}" if self.table else self.venue
+        return f"{self.authors} ({year}). {self.title.rstrip('.')}. {where}." + (
+            f" {self.url}" if self.url else ""
+        )
+
+
 @dataclass(frozen=True)
 class PaperTable:
-    """A published table in the paper's layout: blocks (datasets) x columns, rows in order."""
+    """A published table in the paper's layout: blocks (datasets) x columns, rows in order.
+    `registry_file` is the YAML file that registers it (relative to the project when inside)."""
 
     name: str
     title: str
-    citation: str
-    source: str
+    citation: PaperCitation
     acc2_variant: str
     note: str
     blocks: tuple[PaperBlock, ...]
     rows: tuple[PaperRow, ...]
+    registry_file: str = ""
+
+    def has_reported(self) -> bool:
+        """Whether any reported number of the table is public (not a layout-only table)."""
+        return any(v is not None for row in self.rows for vs in row.reported.values() for v in vs)
 
 
 # ------------------------------------------------------------------------------------ registry
@@ -210,7 +248,7 @@ def _load_file(path: Path, check_method: Callable[[str], str | None]) -> list[Pa
     return [_parse_table(entry, where / i, check_method) for i, entry in enumerate(tables)]
 
 
-_TABLE_KEYS = ("name", "title", "citation", "source", "acc2_variant", "note", "blocks", "rows")
+_TABLE_KEYS = ("name", "title", "citation", "acc2_variant", "note", "blocks", "rows")
 
 
 def _parse_table(raw: Any, where: _Where, check_method: Callable[[str], str | None]) -> PaperTable:
@@ -235,13 +273,23 @@ def _parse_table(raw: Any, where: _Where, check_method: Callable[[str], str | No
     return PaperTable(
         name=name,
         title=_text(raw["title"], where / "title"),
-        citation=_text(raw["citation"], where / "citation"),
-        source=_text(raw["source"], where / "source"),
+        citation=parse_section(
+            PaperCitation, raw["citation"], (where / "citation").key, str(where.path)
+        ),
         acc2_variant=variant,
         note=_text(raw["note"], where / "note"),
         blocks=blocks,
         rows=rows,
+        registry_file=_project_path(where.path),
     )
+
+
+def _project_path(path: Path) -> str:
+    """`path` relative to the project root when inside it ("harness/papers/fine.yaml")."""
+    try:
+        return path.resolve().relative_to(_PROJECT_ROOT).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _parse_blocks(raw: Any, where: _Where) -> tuple[PaperBlock, ...]:

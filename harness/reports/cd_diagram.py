@@ -13,6 +13,8 @@ Decisions:
   other (|r_a - r_b| <= CD, the complement of `FriedmanNemenyi.differs`); on a line these are
   runs of consecutive methods in rank order. Singletons are NOT returned: a bar joins at least
   two methods, and a method in no group differs from every other method.
+- Each method's label and elbow line are in its colour (`harness.reports.style.method_color`,
+  as in every figure); the axis, the CD interval and the group bars are black.
 - The diagram is drawn whatever the Friedman p-value (autorank refuses unless told otherwise);
   the title states the p-value and says "not significant" when p >= alpha, in which case the
   groups should not be read.
@@ -28,7 +30,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from harness.reports.figures import PAPER_STYLE  # noqa: E402
+from harness.reports.style import MAX_WIDTH_IN, PAPER_STYLE, method_color  # noqa: E402
 from harness.statistics.ranks import FriedmanNemenyi  # noqa: E402
 
 __all__ = ["cd_diagram_figure", "cd_groups"]
@@ -69,8 +71,8 @@ def _title(result: FriedmanNemenyi, title: str) -> str:
 
 def cd_diagram_figure(result: FriedmanNemenyi, title: str, width: float = 3.4):
     """The CD diagram of `result` (k >= 2 methods), `width` inches wide (3.4: one column; 7:
-    two), widened when the labels and ranks need it (0.2 in per rank unit). Drawn in inch
-    coordinates, y growing downwards."""
+    two), widened when the labels and ranks need it (0.2 in per rank unit, up to 6.8 in). Drawn
+    in inch coordinates, y growing downwards."""
     ranks = result.mean_ranks
     if len(ranks) < 2:
         raise ValueError(f"a CD diagram needs at least 2 methods, got {len(ranks)}")
@@ -78,7 +80,8 @@ def cd_diagram_figure(result: FriedmanNemenyi, title: str, width: float = 3.4):
     k = len(worst_first)
     groups = cd_groups(ranks, result.critical_difference)
     textspace = 0.25 + 0.05 * max(len(method) for method in worst_first)
-    width = max(width, 2 * textspace + 0.2 * (k - 1))  # at least 0.2 in per rank unit
+    # at least 0.2 in per rank unit, but never wider than a page's text width
+    width = min(max(width, 2 * textspace + 0.2 * (k - 1)), MAX_WIDTH_IN - 0.2)
     scale = width - 2 * textspace
 
     def position(rank: float) -> float:  # rank k at the left end, rank 1 at the right end
@@ -134,11 +137,13 @@ def _draw_labels(ax, worst_first, ranks, position, axis_y, first_row, width, tex
         row_y = first_row + (index if on_left else k - 1 - index) * _ROW
         end_x = textspace - 0.1 if on_left else width - textspace + 0.1
         x = position(ranks[method])
-        ax.plot([x, x, end_x], [axis_y, row_y, row_y], **_LINE)
+        color = method_color(method)
+        ax.plot([x, x, end_x], [axis_y, row_y, row_y], **{**_LINE, "color": color})
         ax.text(
             end_x + (-0.05 if on_left else 0.05),
             row_y,
             method,
             ha="right" if on_left else "left",
             va="center",
+            color=color,
         )

@@ -10,7 +10,10 @@ Decisions:
 - The mean is a horizontal tick, not a bar: accuracy axes do not start at 0, and a bar's length
   would mislead. The error bar is the frame's 95% CI (`ci_low`..`ci_high`); none when it is
   NaN (a single seed).
-- The best method (`is_best`) is drawn in red, its tick label in bold.
+- Every method is drawn in its own colour (`harness.reports.style.method_color`, the same in
+  every figure); the best method (`is_best`) has a wider, thicker mean tick and a bold tick label.
+- Metrics are named by `harness.metrics.metric_label` with their direction; percent metrics are
+  drawn x100 with "%" ticks. Figures are at most 7 in wide as saved, with 8 pt text.
 - Tuning histories: the running best is a step line; complete trials are small dots; a pruned
   trial is a small x at its best reported intermediate value (the best validation epoch before
   it was stopped, comparable to a complete trial's value, which is its best epoch's score);
@@ -31,16 +34,26 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from harness.errors import DataError  # noqa: E402
-from harness.metrics import metric_info  # noqa: E402
+from harness.errors import DataError, UnknownNameError  # noqa: E402
 from harness.reports.cd_diagram import cd_diagram_figure, cd_groups  # noqa: E402
-from harness.reports.figures import METRIC_LABELS, PAPER_STYLE  # noqa: E402
+from harness.reports.figures import legend_columns, method_handles  # noqa: E402
+from harness.reports.style import (  # noqa: E402
+    MAX_WIDTH_IN,
+    PAPER_STYLE,
+    method_color,
+    method_linestyle,
+    metric_scale,
+    metric_title,
+    percent_ticks,
+)
 
 __all__ = ["cd_diagram_figure", "cd_groups", "seed_offsets", "seed_points_figure",
            "tuning_history_figure"]  # fmt: skip
 
-_BEST, _OTHER, _POINTS = "tab:red", "black", "tab:blue"
-_ARROWS = {True: "\u2191", False: "\u2193"}  # up: higher is better
+_KEY = "dimgray"  # legend entries that explain a marker, not a method
+_MEAN = {"markersize": 9, "markeredgewidth": 1.2}
+_BEST_MEAN = {"markersize": 13, "markeredgewidth": 2.4}
+_DIRECTIONS = {"maximize": "\u2191 higher is better", "minimize": "\u2193 lower is better"}
 
 
 def seed_offsets(count: int, spread: float = 0.22) -> np.ndarray:
@@ -62,18 +75,19 @@ def _metric_rows(frame: pd.DataFrame, metric: str, methods: list[str]) -> pd.Dat
 
 def _draw_metric_panel(panel, rows: pd.DataFrame, metric: str) -> None:
     """Seed points, mean tick and CI bar of each method (x = 0..n-1) on one panel."""
-    scale = 100.0 if metric_info(metric).percent else 1.0
+    scale = metric_scale(metric)
     for x, (method, row) in enumerate(rows.iterrows()):
-        color = _BEST if bool(row["is_best"]) else _OTHER
+        color = method_color(str(method))
         values = np.asarray(row["values"], dtype=np.float64) * scale
         panel.scatter(x + seed_offsets(values.size), values, s=5, linewidths=0, alpha=0.6,
-                      color=_BEST if color == _BEST else _POINTS, zorder=2)  # fmt: skip
+                      color=color, zorder=2)  # fmt: skip
         mean, low, high = (float(row[key]) * scale for key in ("mean", "ci_low", "ci_high"))
         error = None if math.isnan(low) or math.isnan(high) else [[mean - low], [high - mean]]
-        panel.errorbar([x], [mean], yerr=error, fmt="_", markersize=9, markeredgewidth=1.2,
-                       elinewidth=0.8, capsize=2, color=color, zorder=3, label=method)  # fmt: skip
-    higher = bool(rows["higher_is_better"].iloc[0])
-    panel.set_title(f"{METRIC_LABELS.get(metric, metric)} {_ARROWS[higher]}")
+        tick = _BEST_MEAN if bool(row["is_best"]) else _MEAN
+        panel.errorbar([x], [mean], yerr=error, fmt="_", elinewidth=0.8, capsize=2, color=color,
+                       zorder=3, label=method, **tick)  # fmt: skip
+    panel.set_title(metric_title(metric, wrap=True))
+    percent_ticks(panel.yaxis, metric)
     panel.set_xticks(range(len(rows)))
     rotation = 45 if len(rows) <= 6 else 90
     panel.set_xticklabels(rows.index, rotation=rotation, ha="right" if rotation == 45 else "center",
@@ -84,24 +98,29 @@ def _draw_metric_panel(panel, rows: pd.DataFrame, metric: str) -> None:
     panel.grid(True, axis="y", linewidth=0.3, alpha=0.5)
 
 
-def _handle(label: str, color: str, marker: str, size: float, line: str = "") -> Line2D:
+def _handle(label: str, color: str, marker: str, size: float, line: str = "", **style) -> Line2D:
     """A legend entry drawn like the figure's artists."""
-    return Line2D([], [], linestyle=line, marker=marker, markersize=size, color=color, label=label)
+    return Line2D([], [], linestyle=line, marker=marker, markersize=size, color=color, label=label,
+                  **style)  # fmt: skip
 
 
 def _seed_legend_handles() -> list[Line2D]:
+    """The key of the seed figure's markers (the methods are named on the x axis)."""
     return [
-        _handle("seed", _POINTS, "o", 2.5),
-        _handle("mean, 95% CI", _OTHER, "_", 9, line="-"),
-        _handle("best mean", _BEST, "_", 9, line="-"),
-    ]
+        _handle("seed", _KEY, "o", 2.5),
+        _handle("mean, 95% CI", _KEY, "_", _MEAN["markersize"], line="-",
+                markeredgewidth=_MEAN["markeredgewidth"]),
+        _handle("best mean (name in bold)", _KEY, "_", _BEST_MEAN["markersize"], line="-",
+                markeredgewidth=_BEST_MEAN["markeredgewidth"]),
+    ]  # fmt: skip
 
 
 def seed_points_figure(frame: pd.DataFrame, metrics: tuple[str, ...] | list[str], title: str):
-    """One panel per metric (up to 4 per row; 4 panels fill a 7 in double column), x = the
-    frame's methods in frame order; `frame` is a comparison frame of ONE dataset
-    (`harness.reports.tables`: method, metric, higher_is_better, mean, ci_low, ci_high, is_best,
-    values as fractions; percent metrics are drawn x100). DataError if a metric has no row."""
+    """One panel per metric (up to 4 per row; 4 panels fill a 7 in double column, the key below
+    them), x = the frame's methods in frame order, each in its colour; `frame` is a comparison
+    frame of ONE dataset (`harness.reports.tables`: method, metric, higher_is_better, mean,
+    ci_low, ci_high, is_best, values as fractions; percent metrics are drawn x100). DataError if
+    a metric has no row."""
     metrics = tuple(metrics)
     if not metrics:
         raise ValueError("seed_points_figure: no metrics to draw")
@@ -110,55 +129,60 @@ def seed_points_figure(frame: pd.DataFrame, metrics: tuple[str, ...] | list[str]
     methods = list(dict.fromkeys(frame["method"]))
     columns = min(4, len(metrics))
     rows = -(-len(metrics) // columns)
+    width = min(MAX_WIDTH_IN - 0.2, 1.65 * columns + 0.4)
+    key = 0.3  # inches below the panels for the key
     with plt.rc_context(PAPER_STYLE):
         figure, axes = plt.subplots(
-            rows, columns, figsize=(1.7 * columns + 0.3, 2.0 * rows + 0.4), squeeze=False
+            rows, columns, figsize=(width, 2.3 * rows + 0.4 + key), squeeze=False
         )
         for panel, metric in zip(axes.flat, metrics, strict=False):
             _draw_metric_panel(panel, _metric_rows(frame, metric, methods), metric)
         for panel in list(axes.flat)[len(metrics) :]:
             panel.set_visible(False)
         figure.suptitle(title)
-        figure.tight_layout()
-        figure.legend(handles=_seed_legend_handles(), loc="center left",
-                      bbox_to_anchor=(1.0, 0.5), frameon=False)  # fmt: skip
+        figure.tight_layout(rect=(0.0, key / figure.get_figheight(), 1.0, 1.0))
+        figure.legend(handles=_seed_legend_handles(), loc="lower center", ncol=3,
+                      frameon=False)  # fmt: skip
     return figure
 
 
-def _label_and_scale(metric_label: str) -> tuple[str, float]:
-    """A metric name gives its table label and scale (x100 for percent); other text is kept."""
-    if metric_label in METRIC_LABELS:
-        return METRIC_LABELS[metric_label], 100.0 if metric_info(metric_label).percent else 1.0
-    return metric_label, 1.0
+def _axis_label(metric: str, histories: pd.DataFrame) -> tuple[str, float]:
+    """The y label and scale of a tuning figure: "validation <label>" over "(<direction>)" and
+    x100 for a percent metric when `metric` is a metric name; free text is kept (over the
+    studies' direction when they share one, and "validation" in front unless it is there
+    already), values as stored."""
+    try:
+        label, scale = metric_title(metric, wrap=True), metric_scale(metric)
+    except UnknownNameError:  # free text
+        directions = set(histories["direction"]) if "direction" in histories else set()
+        note = f"\n({_DIRECTIONS[directions.pop()]})" if len(directions) == 1 else ""
+        label, scale = f"{metric}{note}", 1.0
+    if label.lower().split()[:1] != ["validation"]:
+        label = f"validation {label}"
+    return label, scale
 
 
-def _direction_note(histories: pd.DataFrame) -> str:
-    directions = set(histories["direction"]) if "direction" in histories else set()
-    if len(directions) != 1:
-        return ""
-    return f" ({_ARROWS[directions.pop() == 'maximize']} better)"
-
-
-def tuning_history_figure(histories: pd.DataFrame, title: str, metric_label: str):
-    """One axes (3.4 in wide, legend outside on the right): per method, the running best
-    validation score against trial number as a step line, complete trials as dots, pruned trials
-    as x's at `best_intermediate` (not drawn when the column is absent).
+def tuning_history_figure(histories: pd.DataFrame, title: str, metric: str):
+    """One axes (3.4 in wide, legend outside on the right; under 7 in as saved): per method, in
+    its colour, the running best validation score against trial number as a step line, complete
+    trials as dots, pruned trials as x's at `best_intermediate` (not drawn when the column is
+    absent).
 
     `histories`: a `harness.tuning.history.tuning_histories` frame (method, trial, state, value,
-    best, direction, best_intermediate). `metric_label`: a metric name (labelled and scaled as in
-    the tables, e.g. "acc2_has0" -> "Acc-2 has-0 (%)", x100) or free text (values as stored)."""
+    best, direction, best_intermediate). `metric`: the metric tuned (`train.select_metric`;
+    labelled "validation MAE (↓ lower is better)", percent metrics x100) or free text (values as
+    stored)."""
     if histories.empty:
         raise DataError(f"{title}: no tuning trials to plot")
-    label, scale = _label_and_scale(metric_label)
+    label, scale = _axis_label(metric, histories)
     methods = list(dict.fromkeys(histories["method"]))
-    colors = plt.get_cmap("tab10")
     with plt.rc_context(PAPER_STYLE):
-        figure, ax = plt.subplots(figsize=(3.4, 2.3))
-        for index, method in enumerate(methods):
+        figure, ax = plt.subplots(figsize=(3.4, 2.6))
+        for method in methods:
             part = histories[histories["method"] == method].sort_values("trial")
-            color, style = colors(index % 10), ("-", "--", ":")[(index // 10) % 3]
+            color = method_color(method)
             ax.step(part["trial"], part["best"] * scale, where="post", color=color,
-                    linestyle=style, label=method)  # fmt: skip
+                    linestyle=method_linestyle(method), label=method)  # fmt: skip
             done = part[part["state"] == "COMPLETE"]
             ax.scatter(done["trial"], done["value"] * scale, s=6, color=color, linewidths=0,
                        alpha=0.7)  # fmt: skip
@@ -167,16 +191,17 @@ def tuning_history_figure(histories: pd.DataFrame, title: str, metric_label: str
                 ax.scatter(pruned["trial"], pruned["best_intermediate"] * scale, s=10,
                            marker="x", color=color, linewidths=0.6, alpha=0.7)  # fmt: skip
         ax.set_xlabel("trial")
-        ax.set_ylabel(f"validation {label}{_direction_note(histories)}")
+        ax.set_ylabel(label)
+        if scale != 1.0:
+            percent_ticks(ax.yaxis, metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, linewidth=0.3, alpha=0.5)
         ax.set_title(title)
-        handles, names = ax.get_legend_handles_labels()
-        handles += [
-            _handle("complete trial", "grey", "o", 2.5),
-            _handle("pruned (best epoch)", "grey", "x", 3),
+        handles = method_handles(methods) + [
+            _handle("complete trial", _KEY, "o", 2.5),
+            _handle("pruned (best epoch)", _KEY, "x", 3),
         ]
-        names += [handle.get_label() for handle in handles[len(names) :]]
         figure.tight_layout()
-        ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False,
+                  ncol=legend_columns(len(handles), per_column=13))  # fmt: skip
     return figure

@@ -4,7 +4,8 @@ it): Markdown and booktabs LaTeX views, the CSV and its reader, the DVC metrics 
 (provenance.py). Nothing here computes a statistic.
 
 Each rendered table says which test every marker stands for:
-`*` paired t-test over seeds, `§` Wilcoxon signed-rank over seeds, `†` paired bootstrap over
+`*` paired t-test over seeds, `§` Wilcoxon signed-rank over seeds (only where it can reject:
+with 5 seeds and a Holm family of 80 it cannot, and the legend says so), `†` paired bootstrap over
 test samples (each: Holm-adjusted p < alpha across all comparisons of the table, and worse than
 the best), `‡` the best almost stochastically dominates the method (ASO epsilon_min < 0.2).
 A marker whose test did not run (no test predictions, ASO switched off) is not mentioned.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,20 @@ import numpy as np
 import pandas as pd
 
 from harness.io_utils import write_text_atomic
-from harness.metrics import metric_info
+from harness.metrics import metric_info, metric_label
 from harness.records import RunResult
+from harness.reports.latex import (
+    NEEDS,
+    caption_height,
+    latex_escape,
+    split_columns,
+    split_floats,
+    table_float,
+    tabular_height,
+    text_width,
+)
 from harness.reports.provenance import provenance_note
+from harness.statistics.significance import wilcoxon_min_holm_p
 
 __all__ = [
     "format_cell",
@@ -39,7 +51,7 @@ __all__ = [
     "write_comparison",
 ]
 
-_LIST_COLUMNS = ("seeds", "values")
+_LIST_COLUMNS = ("seeds", "values", "flagged_seeds", "flag_rules", "flag_reasons")
 
 
 # ---------------------------------------------------------------------------------- rendering
@@ -57,6 +69,7 @@ class _Style:
     less: str
     epsilon: str
     escape: Callable[[str], str]
+    flagged: str  # after a cell whose method has a flagged seed
 
 
 _MARKER_TESTS = ("ttest", "wilcoxon", "sample", "aso")
@@ -90,7 +103,39 @@ def _format_cell(row: pd.Series, style: _Style) -> str:
         text += f"{style.plus_minus}{_number(row['std'], row['metric'])}"
     if row["is_best"]:
         text = style.bold(text)
-    return text + _markers(row, style)
+    return text + _markers(row, style) + (style.flagged if _flagged(row) else "")
+
+
+def _flagged(row: pd.Series) -> bool:
+    """True if the row's method has a flagged seed (a frame without the column has none)."""
+    seeds = row.get("flagged_seeds", [])
+    return isinstance(seeds, list) and len(seeds) > 0
+
+
+def _flag_sentence(frame: pd.DataFrame, style: _Style) -> str:
+    """The legend's sentence on flagged seeds: the rule, then each flagged seed and why; ""
+    when the frame flags none."""
+    if "flagged_seeds" not in frame.columns:
+        return ""
+    seen: dict[tuple[str, int], str] = {}
+    for _, row in frame.iterrows():
+        for seed, reason in zip(row["flagged_seeds"], row["flag_reasons"], strict=True):
+            seen.setdefault((str(row["method"]), int(seed)), str(reason))
+    if not seen:
+        return ""
+    listed = "; ".join(
+        f"{style.escape(method)} seed {seed}: {style.escape(reason)}"
+        for (method, seed), reason in sorted(seen.items())
+    )
+    rule = style.escape(  # escaped: the setting names hold underscores
+        "(rule: its test predictions' std is below the flag_constant_ratio of the truths', or "
+        "its MAE or Corr lies outside the flag_outlier_level prediction interval of its other "
+        "seeds)"
+    )
+    return (
+        f"{style.flagged.strip()} = the method has a flagged seed, kept in every number and "
+        f"test above {rule}. Flagged: {listed}."
+    )
 
 
 def format_cell(row: pd.Series) -> str:
@@ -105,9 +150,11 @@ def _ci_cell(row: pd.Series) -> str:
 
 
 def _header(metric: str, style: _Style) -> str:
-    """Column title: metric name, "(%)" for percent metrics, then the direction arrow."""
+    """Column title: the metric's display label ("Acc-2 (has-0)"), "(%)" for percent metrics,
+    then the direction arrow."""
     info = metric_info(metric)
-    name = style.escape(f"{metric} (%)" if info.percent else metric)
+    label = metric_label(metric)
+    name = style.escape(f"{label} (%)" if info.percent else label)
     return f"{name} {style.up if info.higher_is_better else style.down}"
 
 
@@ -132,10 +179,41 @@ def _tests_ran(frame: pd.DataFrame) -> dict[str, bool]:
     others = frame[~frame["is_best"]]
     return {
         "ttest": True,
-        "wilcoxon": True,
+        "wilcoxon": _wilcoxon_can_reject(frame),
         "sample": bool(np.any(frame["n_test_samples"] > 0)),
         "aso": bool(others["aso_epsilon"].notna().any()),
     }
+
+
+def _wilcoxon_pairs(frame: pd.DataFrame) -> tuple[int, bool]:
+    """(the most seeds any comparison of `frame` pairs, whether every comparison pairs that
+    many); the seed count when `frame` has no comparison."""
+    compared = frame[~frame["is_best"] & frame["mean"].notna()]
+    pairs = (compared if len(compared) else frame)["n_pairs"].astype(int)
+    return int(pairs.max()), pairs.nunique() == 1
+
+
+def _wilcoxon_can_reject(frame: pd.DataFrame) -> bool:
+    """Whether the Wilcoxon signed-rank test can reject anywhere in `frame`'s table: its
+    smallest attainable Holm-adjusted p (`wilcoxon_min_holm_p`, at the most paired seeds of any
+    comparison, over the table's comparisons) is below alpha. Otherwise its column and marker
+    are left out and the legend says why."""
+    comparisons = max(int(frame["n_comparisons"].iloc[0]), 1)
+    smallest = wilcoxon_min_holm_p(_wilcoxon_pairs(frame)[0], comparisons)
+    return smallest < float(frame["alpha"].iloc[0])
+
+
+def _wilcoxon_omitted(frame: pd.DataFrame, style: _Style) -> str:
+    """The legend's sentence saying why the Wilcoxon test is not shown."""
+    pairs, same = _wilcoxon_pairs(frame)
+    alpha = float(frame["alpha"].iloc[0])
+    comparisons = max(int(frame["n_comparisons"].iloc[0]), 1)
+    seeds = f"{pairs} seed{'s' if pairs != 1 else ''}" if same else f"at most {pairs} paired seeds"
+    return (
+        f"Wilcoxon signed-rank test omitted: with {seeds} its smallest two-sided p is "
+        f"{2 / 2**pairs:.4g}, which after Holm over {comparisons} comparison"
+        f"{'s' if comparisons != 1 else ''} cannot fall below {alpha:g}."
+    )
 
 
 def _tests_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -146,14 +224,15 @@ def _tests_table(frame: pd.DataFrame) -> pd.DataFrame:
     for _, row in frame[~frame["is_best"] & frame["mean"].notna()].iterrows():
         best = frame[(frame["metric"] == row["metric"]) & frame["is_best"]]
         entry = {
-            "metric": row["metric"],
+            "metric": metric_label(row["metric"]),
             "method": row["method"],
             "vs": best["method"].iloc[0] if len(best) else "n/a",
             "difference": _signed(row["difference"], row["metric"]),
             "seeds paired": int(row["n_pairs"]),
             "t-test p": _format_p(row["p_ttest_holm"]),
-            "Wilcoxon p": _format_p(row["p_wilcoxon_holm"]),
         }
+        if ran["wilcoxon"]:
+            entry["Wilcoxon p"] = _format_p(row["p_wilcoxon_holm"])
         if ran["sample"]:
             entry["bootstrap p (samples)"] = _format_p(row["p_sample_holm"])
         if ran["aso"]:
@@ -187,18 +266,17 @@ def _legend(frame: pd.DataFrame, style: _Style) -> str:
     ran = _tests_ran(frame)
     same_seeds = len({tuple(seeds) for seeds in frame["seeds"]}) == 1
     pairing = "" if same_seeds else " on the seeds both methods have"
-    n_seeds = int(frame["n_seeds"].min())
     m = style.markers
     sentences = [
-        f"Mean{style.plus_minus}std over {_seed_phrase(frame)}; 95% CI: percentile bootstrap of "
-        f"the mean over seeds (resampling seed {seed}). {style.bold('Bold')} = best mean per "
-        f"metric ({style.up} higher is better, {style.down} lower is better).",
+        f"Mean{style.plus_minus}std over {_seed_phrase(frame)}; {style.escape('95%')} CI: "
+        f"percentile bootstrap of the mean over seeds (resampling seed {seed}). "
+        f"{style.bold('Bold')} = best mean per metric ({style.up} higher is better, "
+        f"{style.down} lower is better).",
         f"Markers, each against the best method and only where the method is worse: "
-        f"{m['ttest']} two-sided paired t-test over seeds{pairing}; {m['wilcoxon']} Wilcoxon "
-        f"signed-rank test over seeds{pairing}"
+        f"{m['ttest']} two-sided paired t-test over seeds{pairing}"
         + (
-            f" (with {n_seeds} seeds its smallest two-sided p is {2 / 2**n_seeds:.4g})"
-            if 2 / 2**n_seeds >= alpha
+            f"; {m['wilcoxon']} Wilcoxon signed-rank test over seeds{pairing}"
+            if ran["wilcoxon"]
             else ""
         )
         + (
@@ -216,7 +294,8 @@ def _legend(frame: pd.DataFrame, style: _Style) -> str:
             "comparisons)."
             if ran["aso"]
             else ""
-        ),
+        )
+        + ("" if ran["wilcoxon"] else f" {_wilcoxon_omitted(frame, style)}"),
     ]
     few = sorted(set(frame.loc[frame["n_seeds"] < 2, "method"]))
     if few:
@@ -224,6 +303,9 @@ def _legend(frame: pd.DataFrame, style: _Style) -> str:
             f"{', '.join(style.escape(f) for f in few)}: fewer than 2 seeds, so no CI and no "
             "seed tests (n/a); the tests need at least 2 seeds per method."
         )
+    flags = _flag_sentence(frame, style)
+    if flags:
+        sentences.append(flags)
     return " ".join(sentences)
 
 
@@ -250,6 +332,13 @@ def render_markdown(frame: pd.DataFrame) -> str:
             "95% confidence intervals of the mean (percentile bootstrap over seeds):\n\n"
             f"{intervals.to_markdown(colalign=_align(intervals))}\n"
         )
+        unflagged = _unflagged_table(part)
+        if unflagged is not None:
+            section += (
+                "\nMethods with a flagged seed, without it (mean ± std over the other seeds; "
+                "the table above keeps every seed):\n\n"
+                f"{unflagged.to_markdown(colalign=_align(unflagged))}\n"
+            )
         if not tests.empty:
             section += (
                 "\nTests against the best method (difference = method − best; Holm-adjusted "
@@ -260,19 +349,29 @@ def render_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(sections)
 
 
+def _unflagged_table(part: pd.DataFrame) -> pd.DataFrame | None:
+    """Methods x metrics of "mean ± std" over the unflagged seeds, for the methods that have a
+    flagged seed; None when none has."""
+    if "flagged_seeds" not in part.columns:
+        return None
+    rows = part[[_flagged(row) for _, row in part.iterrows()]]
+    if rows.empty:
+        return None
+
+    def cell(row: pd.Series) -> str:
+        if math.isnan(row["mean_unflagged"]):
+            return "n/a"
+        kept = len(row["seeds"]) - len(row["flagged_seeds"])
+        text = _number(row["mean_unflagged"], row["metric"])
+        if not math.isnan(row["std_unflagged"]):
+            text += f" ± {_number(row['std_unflagged'], row['metric'])}"
+        return f"{text} ({kept} seeds)"
+
+    return _pivot(rows, cell, lambda m: _header(m, _MARKDOWN))
+
+
 def _align(table: pd.DataFrame) -> tuple[str, ...]:
     return ("left",) + ("right",) * table.shape[1]
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-}  # fmt: skip
-
-
-def latex_escape(text: str) -> str:
-    """`text` with LaTeX's special characters escaped (underscores included)."""
-    return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
 
 
 _MARKDOWN = _Style(
@@ -284,6 +383,7 @@ _MARKDOWN = _Style(
     "< ",
     "ε_min",
     str,
+    " △",
 )
 _LATEX = _Style(
     r" $\pm$ ",
@@ -294,6 +394,7 @@ _LATEX = _Style(
     "$<$ ",
     r"$\varepsilon_{\min}$",
     latex_escape,
+    r"$^{\triangle}$",
 )
 
 
@@ -303,30 +404,92 @@ def render_latex(frame: pd.DataFrame) -> str:
     return "\n".join(_latex_table(dataset, part) for dataset, part in _per_dataset(frame))
 
 
+# The plain text of a cell (Markdown's, without the bold markup), whose width `text_width`
+# estimates to decide how many metric columns one LaTeX tabular holds.
+_PLAIN = replace(_MARKDOWN, bold=lambda text: text)
+_LATEX_SIZE = "small"  # the font size command of the LaTeX table
+_LATEX_TABCOLSEP = 4.0  # pt; LaTeX's default is 6 pt
+
+
 def _latex_table(dataset: str, part: pd.DataFrame) -> str:
-    """One `table` float (booktabs tabular, caption holding the legend) for one dataset."""
-    table = _pivot(part, lambda row: _format_cell(row, _LATEX), lambda m: _header(m, _LATEX))
-    body = [
-        " & ".join([latex_escape(str(method)), *cells]) + r" \\"
-        for method, cells in zip(table.index, table.to_numpy(), strict=True)
+    """The `table` float(s) for one dataset: the caption holding the legend, then the metric
+    columns split into as many stacked booktabs tabulars as the 345 pt text width needs (each
+    repeating the method column; `harness.reports.latex.split_columns`), continued in a second
+    float when the stack is higher than the page (`split_floats`)."""
+    table = _pivot(part, lambda row: _format_cell(row, _LATEX), lambda m: m)
+    metrics = list(table.columns)
+    groups = split_columns(_latex_column_widths(part, metrics), _latex_method_width(table))
+    blocks = [_latex_block(table, [metrics[i] for i in group]) for group in groups]
+    label = "tab:" + "".join(c if c.isalnum() or c in "-_" else "-" for c in dataset)
+    caption = f"{dataset}: {_legend(part, _PLAIN)}"
+    continued = f"{latex_escape(dataset)}, continued (legend: Table~\\ref{{{label}}})."
+    floats = split_floats(
+        [tabular_height(2 + len(table), _LATEX_SIZE)] * len(blocks),
+        first=caption_height(caption, _LATEX_SIZE),
+        last=0.0,
+        continued=caption_height(f"{dataset}, continued (legend: Table 10).", _LATEX_SIZE),
+    )
+    legend = f"{latex_escape(dataset)}: {_legend(part, _LATEX)}"
+    parts = [
+        table_float(
+            legend if i == 0 else continued,
+            label if i == 0 else None,
+            [blocks[k] for k in indices],
+            _LATEX_SIZE,
+            _LATEX_TABCOLSEP,
+        )
+        for i, indices in enumerate(floats)
     ]
-    label = "".join(c if c.isalnum() or c in "-_" else "-" for c in dataset)
+    return "\n".join([NEEDS, "% Generated by msabench from per-seed run records.", *parts]) + "\n"
+
+
+def _latex_block(table: pd.DataFrame, metrics: list[str]) -> str:
+    """One booktabs tabular: the method column and `metrics`' columns of `table` (LaTeX cells),
+    headed by each metric's label and, under it, its unit and direction."""
+    units = [
+        ("(\\%) " if metric_info(m).percent else "")
+        + (_LATEX.up if metric_info(m).higher_is_better else _LATEX.down)
+        for m in metrics
+    ]
+    body = [
+        " & ".join([latex_escape(str(method)), *table.loc[method, metrics]]) + r" \\"
+        for method in table.index
+    ]
     lines = [
-        "% Generated by msabench from per-seed run records.",
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{latex_escape(dataset)}: {_legend(part, _LATEX)}}}",
-        rf"\label{{tab:{label}}}",
-        r"\begin{tabular}{l" + "r" * table.shape[1] + "}",
+        r"\begin{tabular}{l" + "r" * len(metrics) + "}",
         r"\toprule",
-        " & ".join(["Method", *table.columns]) + r" \\",
+        " & ".join(["Method", *(latex_escape(metric_label(m)) for m in metrics)]) + r" \\",
+        " & ".join(["", *units]) + r" \\",
         r"\midrule",
         *body,
         r"\bottomrule",
         r"\end{tabular}",
-        r"\end{table}",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
+
+
+def _latex_column_widths(part: pd.DataFrame, metrics: list[str]) -> list[float]:
+    """Estimated width in pt of each metric's column (widest of its two header lines and its
+    cells, plus the space between columns)."""
+    cells: dict[str, list[float]] = {metric: [] for metric in metrics}
+    for _, row in part.iterrows():
+        cells[row["metric"]].append(_plain_cell_width(row))
+    widths = []
+    for metric in metrics:
+        unit = ("(%) " if metric_info(metric).percent else "") + "↑"
+        header = max(text_width(metric_label(metric), _LATEX_SIZE), text_width(unit, _LATEX_SIZE))
+        widths.append(max(header, *cells[metric]) + 2 * _LATEX_TABCOLSEP)
+    return widths
+
+
+def _plain_cell_width(row: pd.Series) -> float:
+    return text_width(_format_cell(row, _PLAIN), _LATEX_SIZE, bold=bool(row["is_best"]))
+
+
+def _latex_method_width(table: pd.DataFrame) -> float:
+    """Estimated width in pt of the method column, the space beside it included."""
+    names = ["Method", *(str(method) for method in table.index)]
+    return max(text_width(name, _LATEX_SIZE) for name in names) + 2 * _LATEX_TABCOLSEP
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -359,6 +522,12 @@ def read_comparison_csv(path: str | Path) -> pd.DataFrame:
     frame["values"] = [
         [math.nan if v is None else float(v) for v in json.loads(text)] for text in frame["values"]
     ]
+    for column in ("flagged_seeds", "flag_rules", "flag_reasons"):  # absent before flags
+        texts = frame[column] if column in frame.columns else ["[]"] * len(frame)
+        frame[column] = [json.loads(text) for text in texts]
+    for column in ("mean_unflagged", "std_unflagged"):
+        if column not in frame.columns:
+            frame[column] = frame[column.removesuffix("_unflagged")]
     return frame
 
 

@@ -1,13 +1,17 @@
 """Stage `compare` (`msabench compare`): per benchmark dataset, the significance-tested
 comparison table (results/tables/<dataset>.md/.tex/.csv), its figures and their data
-(results/figures/<dataset>/), an MLflow run `compare-<dataset>` holding them; then the DVC
-metrics file results/metrics.json. It reads only run records, test predictions and tuning
-studies, so the same inputs give the same bytes."""
+(results/figures/<dataset>/), an MLflow run `compare-<dataset>` holding them; then the
+headline DVC metrics files results/metrics/<dataset>/<method>.json (four metrics each: what
+`dvc metrics show` prints) and the full summary results/metrics.json (a plain output). It
+reads only run records, test predictions and tuning studies, so the same inputs give the same
+bytes."""
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,10 +20,11 @@ from harness import paths
 from harness.config import Params
 from harness.errors import DataError
 from harness.io_utils import atomic_directory, write_text_atomic
-from harness.metrics import METRICS
-from harness.records import RunResult, load_records
+from harness.metrics import METRICS, metric_info, metric_label
+from harness.records import RunResult, TuningRecord, load_records
 from harness.reports.comparison_figures import seed_points_figure, tuning_history_figure
-from harness.reports.figures import METRIC_LABELS, save_figure
+from harness.reports.figures import save_figure
+from harness.reports.headline import headline_rows, write_headline
 from harness.reports.tables import summary_metrics, write_comparison
 from harness.statistics.comparison import TestPredictions, compare_dataset
 from harness.tracking import (
@@ -28,6 +33,8 @@ from harness.tracking import (
     log_artifacts,
     log_final,
     log_params,
+    set_description,
+    set_tags,
     standard_tags,
 )
 from harness.tuning.history import history_csv, tuning_histories
@@ -39,7 +46,7 @@ def run(params: Params) -> dict:
     """Compare every benchmark dataset; returns results/metrics.json's content
     ({dataset: {method: {metric: mean}}})."""
     records = benchmark_records(params)
-    summary = {}
+    summary, headline = {}, {}
     for dataset in params.benchmark.datasets:
         kind = params.dataset(dataset).kind
         part = [r for r in records if r.dataset == dataset]
@@ -49,10 +56,12 @@ def run(params: Params) -> dict:
         _write_figures(params, dataset, kind, frame)
         _log_comparison_run(params, dataset, frame)
         summary[dataset] = summary_metrics(frame)
+        headline[dataset] = headline_rows(summary[dataset], kind)
         log.info("compare %s: %d methods x %d seeds", dataset, frame["method"].nunique(),
                  int(frame["n_seeds"].max()))  # fmt: skip
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     write_text_atomic(paths.metrics_file(), text)
+    write_headline(headline)
     return summary
 
 
@@ -122,8 +131,7 @@ def _write_figures(params: Params, dataset: str, kind: str, frame: pd.DataFrame)
                     tmp / "seed-scores")  # fmt: skip
         write_text_atomic(tmp / "tuning-history.csv", history_csv(histories))
         write_text_atomic(tmp / "tuning-best.csv", _best_so_far_wide(histories))
-        label = f"validation {METRIC_LABELS.get(select, select)}"
-        save_figure(tuning_history_figure(histories, f"{dataset}: tuning", label),
+        save_figure(tuning_history_figure(histories, f"{dataset}: tuning", select),
                     tmp / "tuning-history")  # fmt: skip
 
 
@@ -135,19 +143,98 @@ def _best_so_far_wide(histories: pd.DataFrame) -> str:
 
 
 def _log_comparison_run(params: Params, dataset: str, frame: pd.DataFrame) -> None:
-    """MLflow run `compare-<dataset>` (tags stage=compare, dataset, the methods and seeds): the
-    seed-mean of every metric per method as `<method>/<metric>`, the comparison settings as
-    params, the tables and figures as artifacts."""
+    """MLflow run `compare-<dataset>` (tags stage=compare, dataset, the methods and seeds, the
+    best method per metric as `msabench.best.<metric>`; a Markdown headline as its description):
+    the seed-mean of every metric per method as `<method>/<metric>`, the comparison settings as
+    params, the tables and figures as artifacts. Then each method's tuning history onto its
+    tuning parent run (`_log_tuning_figures`)."""
     tags = standard_tags(
         "compare", dataset, methods=",".join(pd.unique(frame["method"])),
         seeds=",".join(str(s) for s in params.seeds),
     )  # fmt: skip
-    with Tracker(params.tracking_uri).run(
-        dataset, f"compare/{dataset}", f"compare-{dataset}", tags
-    ):
+    tracker = Tracker(params.tracking_uri)
+    with tracker.run(dataset, f"compare/{dataset}", f"compare-{dataset}", tags):
         means = {f"{r['method']}/{r['metric']}": r["mean"] for _, r in frame.iterrows()}
         log_final({k: v for k, v in means.items() if np.isfinite(v)}, prefix="")
         log_params({f"compare.{k}": v for k, v in params.compare.to_dict().items()})
+        set_tags({f"msabench.best.{metric}": name for metric, name in best_methods(frame).items()})
+        set_description(run_headline(dataset, frame, params.train.select_metric))
         for suffix in ("md", "tex", "csv"):
             log_artifact(paths.tables_dir() / f"{dataset}.{suffix}", "tables")
         log_artifacts(paths.figures_dir(dataset), "figures")
+    _tag_flagged_seeds(tracker, dataset, frame)
+    _log_tuning_figures(tracker, params, dataset)
+
+
+def _tag_flagged_seeds(tracker: Tracker, dataset: str, frame: pd.DataFrame) -> None:
+    """Tag every seed's training run `msabench.flagged` = the rule that flagged it
+    ("constant", "outlier") or "none", with the reason as `msabench.flag_reason`
+    (`harness/statistics/seed_flags.py`); re-set on every compare, so a changed rule shows."""
+    rows = frame.drop_duplicates("method")
+    for _, row in rows.iterrows():
+        flags = zip(row["flagged_seeds"], row["flag_rules"], row["flag_reasons"], strict=True)
+        flagged = {seed: (rule, reason) for seed, rule, reason in flags}
+        for seed in row["seeds"]:
+            rule, reason = flagged.get(seed, ("none", ""))
+            tags = {"msabench.flagged": rule, "msabench.flag_reason": reason}
+            tracker.tag_runs(dataset, f"train/{dataset}/{row['method']}/seed-{seed}", tags)
+
+
+def best_methods(frame: pd.DataFrame) -> dict[str, str]:
+    """{metric: its best method}, the table's (the frame's `is_best`: the best mean, the first
+    method in order on an exact tie), in the frame's metric order."""
+    best = frame[frame["is_best"].astype(bool)].drop_duplicates("metric")
+    return dict(zip(best["metric"], best["method"], strict=True))
+
+
+def _metric_title(metric: str) -> str:
+    """The label of `metric`, "(%)" if shown in percent, and its direction: "MAE ↓",
+    "Acc-7 (%) ↑"."""
+    info = metric_info(metric)
+    percent = " (%)" if info.percent else ""
+    return f"{metric_label(metric)}{percent} {'↑' if info.higher_is_better else '↓'}"
+
+
+def _score(metric: str, row: pd.Series) -> str:
+    """The row's mean ± std as the tables print it: percent metrics x100 with 2 decimals, else
+    4."""
+    scale, decimals = (100.0, 2) if metric_info(metric).percent else (1.0, 4)
+    mean, std = float(row["mean"]) * scale, float(row["std"]) * scale
+    return f"{mean:.{decimals}f}" + (f" ± {std:.{decimals}f}" if np.isfinite(std) else "")
+
+
+def run_headline(dataset: str, frame: pd.DataFrame, select: str) -> str:
+    """The compare run's description (Markdown): the best method on the selection metric
+    `select` first, then the best method per metric (mean ± std over seeds)."""
+    best = frame[frame["is_best"].astype(bool)].drop_duplicates("metric").set_index("metric")
+    lines = []
+    if select in best.index:
+        row = best.loc[select]
+        lines += [f"**Best {_metric_title(select)}: {row['method']} {_score(select, row)}** "
+                  f"({int(row['n_seeds'])} seeds)", ""]  # fmt: skip
+    lines.append(f"{dataset}: {frame['method'].nunique()} methods, test split, mean ± std over "
+                 f"seeds. Best per metric:")  # fmt: skip
+    lines += ["", "| metric | best | mean ± std | seeds |", "|---|---|---|---|"]
+    for metric, row in best.iterrows():
+        lines.append(f"| {_metric_title(metric)} | {row['method']} | {_score(metric, row)} | "
+                     f"{int(row['n_seeds'])} |")  # fmt: skip
+    lines += ["", f"Every method and the significance tests: artifact `tables/{dataset}.md`."]
+    return "\n".join(lines)
+
+
+def _log_tuning_figures(tracker: Tracker, params: Params, dataset: str) -> None:
+    """Each method's tuning history (the comparison figure's drawing, one method) as artifacts
+    figures/tuning-history.png/.pdf of its study's tuning parent run (run key tune/<study>),
+    where that run is in this tracking store."""
+    histories = tuning_histories(dataset, params.benchmark.methods)
+    with tempfile.TemporaryDirectory() as tmp:
+        for method, part in histories.groupby("method", sort=False):
+            study = TuningRecord.load(paths.best_params_file(dataset, method)).study_name
+            folder = Path(tmp) / method
+            folder.mkdir()
+            title = f"{dataset}: tuning {method}"
+            save_figure(tuning_history_figure(part, title, params.train.select_metric),
+                        folder / "tuning-history")  # fmt: skip
+            if not tracker.log_artifacts_to(dataset, f"tune/{study}", folder, "figures"):
+                log.info("compare %s: no MLflow run tune/%s in this store; its tuning figure "
+                         "is not logged", dataset, study)  # fmt: skip

@@ -1,7 +1,10 @@
 """Stage `paper` (`msabench paper --all`; `msabench paper NAME` for one table): published
 tables regenerated in their own layouts, the reported value beside the reproduced mean ± std over
 seeds, the difference and whether the reported value lies inside the reproduced 95% CI
-(harness/papers/); written to results/papers/<table>.md/.tex/.csv."""
+(harness/papers/); written to results/papers/<table>.md/.tex/.csv for each table at least one of
+whose datasets has runs (results/runs/<dataset>/ at the params' seeds), and always
+results/papers/README.md, the index of every registered table: written or not, and for the
+others which datasets to run (and how long that takes here, where measured)."""
 
 from __future__ import annotations
 
@@ -9,33 +12,84 @@ from pathlib import Path
 
 from harness import paths
 from harness.config import Params
-from harness.io_utils import atomic_directory
-from harness.papers.render import write_paper_table
+from harness.errors import DataError
+from harness.io_utils import atomic_directory, write_text_atomic
+from harness.papers.render import render_index, write_paper_table
 from harness.papers.reproduce import reproduce_table
-from harness.papers.tables import paper_table
+from harness.papers.tables import PaperTable, paper_table, paper_tables
 from harness.records import load_records
 from harness.tracking import Tracker, log_artifact, standard_tags
 
 
 def run(params: Params) -> list[Path]:
-    """Every table of params `paper.tables` into results/papers/ (replacing the folder: a
-    table dropped from the list disappears), one MLflow run each; returns the Markdown paths."""
+    """Every table of params `paper.tables` that has runs (`_run_datasets`) into
+    results/papers/, one MLflow run each, and the index README.md (replacing the folder: a
+    table dropped from the list, or left without runs, disappears). Returns the written
+    Markdown paths, the index last."""
     tables = [paper_table(name) for name in params.paper.tables]  # unknown names fail first
     runs, tracker = _paper_runs(params), Tracker(params.tracking_uri)
+    written = [table for table in tables if _run_datasets(params, table, runs)]
     with atomic_directory(paths.papers_dir()) as tmp:
-        for table in tables:
+        for table in written:
             _write_paper(params, table, runs, tmp, tracker)
-    return [paths.papers_dir() / f"{table.name}.md" for table in tables]
+        _write_index(params, runs, {t.name for t in written}, tmp)
+    return [paths.papers_dir() / f"{t.name}.md" for t in written] + [_index_path()]
 
 
 def run_one(params: Params, name: str) -> Path:
     """Regenerate the registered paper table `name` into results/papers/<name>.md/.tex/.csv
-    (beside the others). Returns the Markdown path."""
+    (beside the others) and update the index README.md. Returns the Markdown path.
+
+    A table none of whose datasets has runs is refused, as the `--all` stage leaves it out:
+    DataError, one line naming the project datasets to add to `benchmark.datasets` (or the
+    paper datasets to map in `paper.datasets`), so that every file in results/papers/ compares
+    published numbers with runs."""
     table = paper_table(name)
-    _write_paper(
-        params, table, _paper_runs(params), paths.papers_dir(), Tracker(params.tracking_uri)
-    )
+    runs = _paper_runs(params)
+    if not _run_datasets(params, table, runs):
+        raise DataError(f"paper table {name!r}: {_missing_runs(params, table)}")
+    _write_paper(params, table, runs, paths.papers_dir(), Tracker(params.tracking_uri))
+    present = {t for t in paper_tables().names() if (paths.papers_dir() / f"{t}.md").is_file()}
+    _write_index(params, runs, present, paths.papers_dir())
     return paths.papers_dir() / f"{name}.md"
+
+
+def _index_path() -> Path:
+    return paths.papers_dir() / "README.md"
+
+
+def _run_datasets(params: Params, table: PaperTable, runs: dict) -> list[str]:
+    """The project datasets mapped to `table`'s paper datasets that have runs."""
+    mapped = [params.paper.datasets.get(block.dataset) for block in table.blocks]
+    return [d for d in mapped if d is not None and d in runs]
+
+
+def _missing_runs(params: Params, table: PaperTable) -> str:
+    """Why `table` has no runs, and what to run: one phrase."""
+    mapping = {b.dataset: params.paper.datasets.get(b.dataset) for b in table.blocks}
+    mapped = sorted({d for d in mapping.values() if d is not None})
+    if mapped:
+        return (
+            f"none of its datasets has runs in results/runs/ at the params' seeds; add "
+            f"{', '.join(mapped)} to benchmark.datasets in params.yaml and run dvc repro"
+        )
+    return (
+        f"none of its datasets ({', '.join(mapping)}) is mapped to a project dataset; map one "
+        "in paper.datasets (params.yaml) and add that dataset to benchmark.datasets"
+    )
+
+
+def _write_index(params: Params, runs: dict, written: set[str], out_dir: Path) -> None:
+    """out_dir/README.md: every registered table, written or not (`render_index`)."""
+    registry = paper_tables()
+    text = render_index(
+        [registry.get(name) for name in registry.names()],
+        params.paper.tables,
+        written,
+        dict(params.paper.datasets),
+        set(runs),
+    )
+    write_text_atomic(out_dir / "README.md", text)
 
 
 def _paper_runs(params: Params) -> dict[str, dict[str, dict[int, dict[str, float]]]]:

@@ -1,7 +1,8 @@
 """Stage `rank` (`msabench rank`): Friedman test and Nemenyi critical difference across the
 benchmark datasets on seed-averaged scores (from the comparison CSVs the compare stage wrote),
 one analysis and critical-difference diagram per shared headline metric, written to
-results/ranks/ (ranks.md, cd-<metric>.png/.pdf) and the DVC metrics file results/ranks.json."""
+results/ranks/ (ranks.md, cd-<metric>.png/.pdf) and results/ranks.json (a plain output, not
+merged into the headline `dvc metrics show`: `dvc metrics diff --targets results/ranks.json`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from harness import paths
 from harness.config import Params
 from harness.errors import DataError
 from harness.io_utils import atomic_directory, write_text_atomic
-from harness.metrics import METRICS, metric_info
+from harness.metrics import METRICS, metric_info, metric_label
 from harness.reports.cd_diagram import cd_diagram_figure
 from harness.reports.figures import save_figure
 from harness.reports.tables import read_comparison_csv
@@ -29,7 +30,7 @@ CD_METRICS = ("acc2_non0", "acc2", "f1_non0", "f1", "acc7", "mae", "corr")
 def run(params: Params) -> dict:
     """Friedman + Nemenyi across the benchmark datasets on seed-averaged scores (from the
     comparison CSVs), one analysis and CD diagram per shared headline metric, written to
-    results/ranks/ (ranks.md, cd-<metric>.png/.pdf) and results/ranks.json (DVC metrics). With
+    results/ranks/ (ranks.md, cd-<metric>.png/.pdf) and results/ranks.json. With
     fewer than 2 datasets (or 3 methods) the report says why no test ran and gives the
     per-dataset ranks. Returns the ranks.json dict."""
     frames = []
@@ -92,7 +93,8 @@ def _rank_metric(metric: str, table: pd.DataFrame, alpha: float, out: Path) -> t
         return (f"## {metric}\n\nNo Friedman test and no CD diagram: {exc}. Ranks per "
                 f"dataset:\n\n{body}\n"), entry  # fmt: skip
     save_figure(
-        cd_diagram_figure(result, f"{metric}: mean rank across datasets"), out / f"cd-{metric}"
+        cd_diagram_figure(result, f"{metric_label(metric)}: mean rank across datasets (1 = best)"),
+        out / f"cd-{metric}",
     )
     ordered = sorted(result.mean_ranks.items(), key=lambda item: (item[1], item[0]))
     entry.update(

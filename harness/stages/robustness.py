@@ -1,8 +1,9 @@
 """Stage `robustness` (`msabench robustness DATASET`): every benchmark method's checkpoint of
 every seed under the missing-modality protocol (harness/evaluation/robustness.py); writes
 results/robustness/<dataset>/ (records.json, robustness.md, areas.csv, lost_areas.csv,
-curves.csv, one figure per condition) and the DVC metrics file results/robustness/<dataset>.json;
-logs one MLflow run per (method, seed) and a summary run."""
+curves.csv, one figure per condition) and the summary results/robustness/<dataset>.json (a
+plain output: `dvc metrics diff --targets results/robustness/<dataset>.json`); logs one MLflow
+run per (method, seed) and a summary run."""
 
 from __future__ import annotations
 

@@ -103,7 +103,8 @@ def _plan(params: Params, dataset: str, method: str) -> tuple[dict, list[SeedTas
 def _outcomes(tracker: Tracker, resolved: dict, pending: list[SeedTask], test, params: Params):
     """(RunResult, predictions CSV, weights) per pending seed, in order, each inside its MLflow
     run. One worker: in this process, per-epoch curves reach MLflow while training; more:
-    seeds in worker processes, each run's curves logged when it finishes."""
+    seeds in worker processes, each run logged when it finishes, with the start and end times
+    the worker measured."""
     if params.train.workers <= 1:
         return (
             _track_seed(tracker, resolved, task, test, lambda task, live: run_seed(task, live))
@@ -111,7 +112,7 @@ def _outcomes(tracker: Tracker, resolved: dict, pending: list[SeedTask], test, p
         )
     finished = run_seeds(pending, params.train.workers) if pending else iter(())
     return (
-        _track_seed(tracker, resolved, task, test, lambda task, live: next(finished))
+        _track_seed(tracker, resolved, task, test, lambda task, live: next(finished), False)
         for task in pending
     )
 
@@ -148,19 +149,26 @@ def _track_seed(
     task: SeedTask,
     test: SplitData,
     produce: Callable[[SeedTask, list], SeedOutcome],
+    in_process: bool = True,
 ) -> tuple:
     """One MLflow run around `produce(task, live_callbacks) -> SeedOutcome`: tags, params, the
     per-epoch curves (live, or replayed from the outcome's history if they were not logged
-    live), final metrics and artifacts. Returns (RunResult, predictions CSV text, weights)."""
+    live), final metrics and artifacts. Returns (RunResult, predictions CSV text, weights).
+
+    The run spans the seed's training as measured where it ran (`SeedOutcome.started_at`,
+    `ended_at`). `in_process` False (trained in a worker, `produce` only collects the outcome):
+    the run is created once the outcome is in, back-dated to its start; a seed that failed in
+    its worker still gets its run, FAILED."""
     dataset, method, seed = resolved["dataset"], resolved["method"], task.seed
     config_hash = sha256_json(resolved)
     tags = standard_tags(
         "train", dataset, method=method, seed=seed, data_hash=resolved["data_hash"],
         config_hash=config_hash,
     )  # fmt: skip
-    with tracker.run(
-        dataset, f"train/{dataset}/{method}/seed-{seed}", f"{method}-seed{seed}", tags
-    ):
+    key, run_name = f"train/{dataset}/{method}/seed-{seed}", f"{method}-seed{seed}"
+    outcome = None if in_process else _collect(tracker, dataset, key, run_name, tags, task, produce)
+    started_at = None if outcome is None else outcome.started_at
+    with tracker.run(dataset, key, run_name, tags, started_at=started_at) as active:
         log_params(resolved["hparams"])
         logged: list[int] = []
 
@@ -168,7 +176,8 @@ def _track_seed(
             log_epoch(epoch_log)
             logged.append(epoch_log.epoch)
 
-        outcome = produce(task, [live])
+        if outcome is None:
+            outcome = produce(task, [live])
         if outcome.seed != seed:
             raise RuntimeError(f"seed runs out of order: expected {seed}, got {outcome.seed}")
         for epoch_log in outcome.history:
@@ -183,7 +192,26 @@ def _track_seed(
         log_json_artifact(record.to_dict(), "record.json")
         log_json_artifact(resolved, "config.json")
         log_text_artifact(csv_text, "test_predictions.csv")
+    tracker.finish_run(active.info.run_id, outcome.ended_at)
     return record, csv_text, outcome.state
+
+
+def _collect(
+    tracker: Tracker,
+    dataset: str,
+    key: str,
+    run_name: str,
+    tags: dict,
+    task: SeedTask,
+    produce: Callable[[SeedTask, list], SeedOutcome],
+) -> SeedOutcome:
+    """The outcome of a seed trained in a worker; if it failed there, its run is logged FAILED
+    (as a seed failing in this process is) and the error raised."""
+    try:
+        return produce(task, [])
+    except BaseException:
+        with tracker.run(dataset, key, run_name, tags):
+            raise
 
 
 def _record(resolved: dict, config_hash: str, outcome: SeedOutcome) -> RunResult:

@@ -26,6 +26,10 @@ for any {method: {seed: {metric: value}}} (e.g. areas under missing-rate curves)
   than the best (on the paired seeds for the seed tests, on the test set for the sample test).
   `significant` is the paired t-test's flag (the `*` marker).
 - Every resampling uses `CompareConfig.seed`, so the same records give the same frame.
+- Seeds that collapsed (nearly constant test predictions) or fall far outside the method's
+  other seeds are flagged (`seed_flags.flag_seeds`: `flagged_seeds`, `flag_rules`,
+  `flag_reasons`) but kept
+  in every statistic above; `mean_unflagged` / `std_unflagged` give the summary without them.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from harness.statistics.resampling import (
     paired_difference_test,
     seed_averaged_metrics,
 )
+from harness.statistics.seed_flags import SeedFlag, flag_seeds
 from harness.statistics.significance import holm, paired_ttest, summarize, wilcoxon_signed_rank
 
 __all__ = [
@@ -64,7 +69,8 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "ci_low", "ci_high", "is_best", "difference", "p_ttest", "p_ttest_holm", "p_wilcoxon",
     "p_wilcoxon_holm", "p_sample", "p_sample_holm", "aso_epsilon", "sig_ttest",
     "sig_wilcoxon", "sig_sample", "aso_dominated", "significant", "n_comparisons", "alpha",
-    "seed", "n_test_samples", "sample_resamples", "seeds", "values",
+    "seed", "n_test_samples", "sample_resamples", "seeds", "values", "flagged_seeds",
+    "flag_rules", "flag_reasons", "mean_unflagged", "std_unflagged",
 )  # fmt: skip
 
 _TESTS = ("ttest", "wilcoxon", "sample")  # the p-value tests, each Holm-corrected per table
@@ -100,12 +106,20 @@ def compare_dataset(
     lack a metric."""
     if kind not in METRICS:
         raise UnknownNameError(f"unknown metric kind {kind!r}; valid kinds: {', '.join(METRICS)}")
+    settings = settings or CompareConfig()
     dataset = _single_dataset(records)
     values = {
         method: {seed: record.metrics for seed, record in seeds.items()}
         for method, seeds in _records_by_method(records).items()
     }
-    return compare_values(dataset, values, METRICS[kind], settings, predictions)
+    flags = flag_seeds(
+        values,
+        predictions.by_method if predictions is not None else None,
+        predictions.truths if predictions is not None else None,
+        constant_ratio=settings.flag_constant_ratio,
+        level=settings.flag_outlier_level,
+    )
+    return compare_values(dataset, values, METRICS[kind], settings, predictions, flags)
 
 
 def compare_values(
@@ -114,10 +128,12 @@ def compare_values(
     metrics: tuple[str, ...],
     settings: CompareConfig | None = None,
     predictions: TestPredictions | None = None,
+    flags: list[SeedFlag] | None = None,
 ) -> pd.DataFrame:
     """The comparison frame (columns `FRAME_COLUMNS`) of any per-seed scores: `values` is
     {method: {seed: {metric: value}}}; `title` fills the "dataset" column. With `predictions`
     the per-sample bootstrap test runs too (its methods must cover `values`' methods).
+    `flags` (seed_flags.flag_seeds) mark seeds in every row of their method.
     DataError if a method's seed lacks one of `metrics`."""
     settings = settings or CompareConfig()
     if not values:
@@ -137,7 +153,30 @@ def compare_values(
     frame = pd.DataFrame(rows, columns=[*FRAME_COLUMNS, "_worse_on_pairs"])
     _add_sample_tests(frame, sample_tests, predictions)
     _holm_across_table(frame, settings.alpha)
+    _add_flags(frame, flags or [])
     return frame[list(FRAME_COLUMNS)]
+
+
+def _add_flags(frame: pd.DataFrame, flags: list[SeedFlag]) -> None:
+    """Fill the flag columns: per row, the method's flagged seeds and reasons, and mean/std
+    over its other seeds (equal to mean/std where nothing is flagged)."""
+    by_method: dict[str, list[SeedFlag]] = {}
+    for flag in flags:
+        by_method.setdefault(flag.method, []).append(flag)
+    seeds_col, rules_col, reasons_col, means, stds = [], [], [], [], []
+    for _, row in frame.iterrows():
+        own = by_method.get(row["method"], [])
+        flagged = {f.seed for f in own}
+        kept = [v for s, v in zip(row["seeds"], row["values"], strict=True) if s not in flagged]
+        summary = summarize(np.array(kept, dtype=np.float64)) if kept else None
+        seeds_col.append([f.seed for f in own])
+        rules_col.append([f.rule for f in own])
+        reasons_col.append([f.reason for f in own])
+        means.append(summary.mean if summary else math.nan)
+        stds.append(summary.std if summary else math.nan)
+    frame["flagged_seeds"], frame["flag_rules"] = seeds_col, rules_col
+    frame["flag_reasons"] = reasons_col
+    frame["mean_unflagged"], frame["std_unflagged"] = means, stds
 
 
 def _single_dataset(records: list[RunResult]) -> str:

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
-__all__ = ["Summary", "holm", "paired_ttest", "summarize", "wilcoxon_signed_rank"]
+__all__ = [
+    "Summary",
+    "holm",
+    "paired_ttest",
+    "summarize",
+    "wilcoxon_min_holm_p",
+    "wilcoxon_signed_rank",
+]
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,29 @@ def wilcoxon_signed_rank(a: np.ndarray, b: np.ndarray) -> float:
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(scipy_stats.wilcoxon(x, y, alternative="two-sided").pvalue)
+
+
+def wilcoxon_min_holm_p(n_pairs: int, n_comparisons: int) -> float:
+    """The smallest Holm-adjusted p-value the exact two-sided Wilcoxon signed-rank test can give
+    in a family of `n_comparisons` tests none of which has more than `n_pairs` pairs:
+    min(1, n_comparisons * 2 / 2**n_pairs).
+
+    With n pairs the smallest two-sided p is 2 / 2^n (every difference of one sign: one of the
+    2^n equally likely sign patterns, doubled for two sides); fewer pairs, or zero differences
+    (which `wilcoxon_signed_rank` drops), only raise it. Holm multiplies the smallest p of the
+    family by the family size, and every adjusted p is at least that product. So the test can
+    reject at level alpha somewhere in the family only if this value is below alpha: with 5
+    seeds and 80 comparisons it is 1.0 (80 * 0.0625 = 5, capped), with 12 seeds and 80
+    comparisons 0.0390625. 0 pairs give 1.0. Raises ValueError for a negative `n_pairs` or
+    `n_comparisons` below 1.
+    """
+    if n_pairs < 0:
+        raise ValueError(f"n_pairs must be >= 0, got {n_pairs}")
+    if n_comparisons < 1:
+        raise ValueError(f"n_comparisons must be >= 1, got {n_comparisons}")
+    if n_pairs == 0:
+        return 1.0
+    return min(1.0, n_comparisons * 2.0 / 2.0**n_pairs)
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:

@@ -58,6 +58,8 @@ class SeedOutcome:
     epochs_run: int
     history: list[EpochLog]
     wall_time_s: float
+    started_at: float  # time.time() at the start and end of `run_seed`, in the process that
+    ended_at: float  # trained the seed: its MLflow run's start and end times
     device: str  # e.g. "cpu (1 thread)" or "cuda:0": CPU results depend on the thread count
     hardware: dict[str, str]  # `provenance.hardware_facts` of the process that trained it
     state: dict[str, torch.Tensor]  # the restored best weights (CPU), saved as the checkpoint
@@ -65,7 +67,7 @@ class SeedOutcome:
 
 def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = ()) -> SeedOutcome:
     """Fit one seed and evaluate it on the test split (the test split is read only here)."""
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     method_cls = load_method(task.method)
     spec, splits = load_dataset(task.store)
     model = build_model(method_cls, task.hparams, spec, task.seed)
@@ -84,6 +86,8 @@ def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = (
         epochs_run=outcome.epochs_run,
         history=outcome.history,
         wall_time_s=time.perf_counter() - started,
+        started_at=started_at,
+        ended_at=time.time(),
         device=_describe(device),
         hardware=hardware_facts(device),
         state={k: v.detach().cpu().clone() for k, v in outcome.model.state_dict().items()},

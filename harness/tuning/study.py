@@ -5,8 +5,9 @@ where it stopped, or in a PostgreSQL database that several workers share
 (`harness.tuning.storage`). The study name carries a hash of everything that defines the search
 (data, fixed hyperparameters, search space, budget, and the digest of all the code the tune stage
 runs for the method, `harness.code_identity`), so changing any of it starts a new study in the
-same storage instead of resuming trials of other code. Each trial is a nested MLflow run under a
-parent run per study (per worker); a median pruner reads per-epoch validation scores.
+same storage instead of resuming trials of other code. Each trial is a nested MLflow run
+(`<method>-trial-<n>`) under a parent run per study (per worker), which carries the objective,
+its direction and the best trial; a median pruner reads per-epoch validation scores.
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def run_study(
     key = f"tune/{name}" if worker == 0 else f"tune/{name}/worker-{worker}"
     run_name = f"tune-{job.method_cls.name}" + (f"-worker{worker}" if worker else "")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    objective = f"valid_{job.params.train.select_metric}"
     with tracker.run(job.dataset, key, run_name, standard_tags(**tags), resume=True):
+        log_params({"objective": objective, "direction": direction})
         while True:
             if _run_reserved_trial(study, opened, tune.n_trials, job, tracker, tags):
                 continue
@@ -167,8 +170,16 @@ def run_study(
                 break
             time.sleep(POLL_S)  # other workers' trials still running
         result = _result(study)
-        log_final({"best_value": result.best_value}, prefix="study_")
+        _log_best(study)
     return result
+
+
+def _log_best(study: optuna.Study) -> None:
+    """On the active parent run: metrics `best_value` and `best_trial` (its number), and the
+    best trial's sampled hyperparameters as params `best.<name>`."""
+    best = study.best_trial
+    log_final({"best_value": float(best.value), "best_trial": best.number}, prefix="")
+    log_params({f"best.{name}": value for name, value in best.params.items()})
 
 
 def _tag_fields(job: TuningJob, study_name: str, worker: int) -> dict:
@@ -247,7 +258,8 @@ def _objective(job: TuningJob, trial: optuna.Trial, tracker: Tracker, tags: dict
     key = f"tune/{job.study_name()}/trial-{trial.number}"
     trial_tags = standard_tags(**tags, seed=seed, trial=trial.number)
     pruned: optuna.TrialPruned | None = None
-    with tracker.run(job.dataset, key, f"trial-{trial.number}", trial_tags, nested=True) as run:
+    run_name = f"{name}-trial-{trial.number}"
+    with tracker.run(job.dataset, key, run_name, trial_tags, nested=True) as run:
         log_params(asdict(hparams))
         model = training_loop.build_model(job.method_cls, hparams, job.spec, seed)
         context = RunContext(job.dataset, name, seed)
@@ -269,8 +281,8 @@ def _objective(job: TuningJob, trial: optuna.Trial, tracker: Tracker, tags: dict
             raise
         else:
             log_final(outcome.best_valid, prefix="best_valid_")
-    if pruned is not None:  # a pruned trial is KILLED in MLflow, not FAILED
-        tracker.end_run(run.info.run_id, "PRUNED", "KILLED")
+    if pruned is not None:  # FINISHED, tagged PRUNED: MLflow's UI draws KILLED as a failure
+        tracker.end_run(run.info.run_id, "PRUNED", "FINISHED")
         raise pruned
     return outcome.best_valid[job.loop.select_metric]
 
