@@ -52,6 +52,9 @@ SERVED_SCHEME = "mlflow-artifacts"
 RUN_KEY = "msabench.run_key"
 TAG_PREFIX = "msabench."
 DESCRIPTION_TAG = MLFLOW_RUN_NOTE  # "mlflow.note.content": a run's or experiment's description
+# MLflow 3's UI opens an experiment without this tag in its GenAI view ("Evaluation runs", no
+# per-epoch charts); "custom_model_development" opens the Model training view (runs table, charts)
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 log = logging.getLogger("msabench")
 _WARNED: set[tuple[str, str]] = set()  # (tracking URI, experiment) warned about in this process
@@ -152,7 +155,7 @@ class Tracker:
             return self.client.create_experiment(
                 name,
                 artifact_location=f"{SERVED_SCHEME}:/{dataset}",
-                tags={DESCRIPTION_TAG: description},
+                tags={DESCRIPTION_TAG: description, KIND_TAG: KIND},
             )
         experiment_id = experiment.experiment_id
         if experiment.lifecycle_stage == "deleted":
@@ -161,6 +164,8 @@ class Tracker:
             self._checked.add(experiment_id)
             if experiment.tags.get(DESCRIPTION_TAG) != description:
                 self.client.set_experiment_tag(experiment_id, DESCRIPTION_TAG, description)
+            if KIND_TAG not in experiment.tags:  # a user's own choice of view is kept
+                self.client.set_experiment_tag(experiment_id, KIND_TAG, KIND)
             if (self.tracking_uri, name) not in _WARNED and _is_absolute(experiment):
                 _WARNED.add((self.tracking_uri, name))
                 log.warning(

@@ -126,6 +126,7 @@ def test_experiments_get_a_served_artifact_location_and_a_description(tmp_path) 
     assert experiment.artifact_location == "mlflow-artifacts:/synth"  # no absolute path
     assert experiment.tags[DESCRIPTION_TAG] == experiment_description("synth")
     assert "tags.msabench.stage = 'train'" in experiment.tags[DESCRIPTION_TAG]
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI view
     assert local_artifact_root(f"sqlite:///{tmp_path / 'mlflow.db'}") == tmp_path / "mlartifacts"
 
 
