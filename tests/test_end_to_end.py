@@ -142,7 +142,8 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     expected = {"tune@synth-tfn", "train@synth-tfn", "compare", "robustness@synth", "rank", "paper"}
     assert ran == expected, out
     diff = _dvc("metrics", "diff", "--json", cwd=project)  # the edit, seen against HEAD
-    assert "synth.tfn.mae" in diff
+    assert '"results/metrics/synth/tfn.json"' in diff and '"MAE"' in diff
+    assert "results/metrics/synth/lmf.json" not in diff  # only the edited method moved
 
     # editing code invalidates exactly the stages that run it (dvc.yaml deps = the code each
     # stage runs): the paper stage alone, the probe alone (not robustness), and so on
