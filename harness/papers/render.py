@@ -431,6 +431,9 @@ def _seed_text(frame: pd.DataFrame) -> str:
 MEASURED_RUN_TIMES: dict[str, str] = {
     "synth": "the whole default `dvc repro` (11 methods, 5 seeds, tuning included) took "
     "14 min 12 s on 2026-12-03 on the 2-core development machine (docs/benchmarks.md)",
+    "mosi_bclstm": "adding it to a finished default run took 12 min 5 s on 2026-12-03 on the "
+    "2-core development machine (fetch from a local copy, 11 methods tuned and trained over 5 "
+    "seeds, robustness, compare, rank, paper)",
 }
 
 
