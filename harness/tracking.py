@@ -136,6 +136,19 @@ def standard_tags(
     return tags
 
 
+def text_model_tags(facts: Mapping[str, str]) -> dict[str, str]:
+    """`standard_tags` extras for a run on a dataset with token ids (`facts`: name, revision,
+    sha256, encoder, as `MsaMethod.text_model_facts`): `msabench.text_model` (name@revision),
+    `.text_model_sha256`, `.text_encoder`; none for an empty `facts`."""
+    if not facts:
+        return {}
+    return {
+        "text_model": f"{facts['name']}@{facts['revision']}",
+        "text_model_sha256": facts["sha256"],
+        "text_encoder": facts["encoder"],
+    }
+
+
 class Tracker:
     """Thin wrapper over the MLflow client for the harness's conventions."""
 

@@ -8,6 +8,16 @@ A method is an `nn.Module` subclass that
   * returns its *named, already weighted* loss terms (`loss_terms`); the loop minimises their sum;
   * optionally overrides `extra_step` (e.g. an MI critic's own optimiser step) and
     `parameter_groups` (per-group learning rates). The harness brings the one training loop.
+
+Text. Every method reads either the dataset's text features (`text_encoder: features`) or a
+pretrained Transformer over the dataset's token ids (`pretrained`; methods/common/
+pretrained_text.py), fine-tuned (`text_finetune: true`, its own optimiser group with
+`learning_rate_bert` and `weight_decay_bert`, as MMSA's config_regression.json) or frozen. `auto`
+(the default) is `pretrained` where the method's reference fine-tunes BERT (`TEXT_POOLING` set:
+MISA, MMIM, Self-MM) and the dataset has tokens, else `features`. A method with `TEXT_POOLING`
+builds its own encoder with that pooling; for any other method, `pretrained` swaps the batch's
+`text` features for the encoder's token states (`prepare_batch`, called by the loop before the
+method sees a batch), so its own text network reads them as it reads features.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from torch import nn
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
 from harness.registry import Registry
+from methods.common.pretrained_text import PretrainedTextEncoder
 from methods.search_space import SearchSpace
 
 METHODS: Registry[type[MsaMethod]] = Registry("method")
@@ -53,6 +64,13 @@ class OptimHparams:
     weight_decay: float = 0.0
     batch_size: int = 32
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
+    text_encoder: str = "auto"  # TEXT_ENCODERS: auto | features | pretrained
+    text_finetune: bool = True  # pretrained encoder fine-tuned (True) or frozen
+    learning_rate_bert: float = 5e-5  # the pretrained encoder's group (MMSA's BERT settings)
+    weight_decay_bert: float = 0.0
+
+
+TEXT_ENCODERS = ("auto", "features", "pretrained")
 
 
 class MsaMethod(nn.Module, metaclass=ABCMeta):
@@ -62,11 +80,81 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
     Hparams: ClassVar[type[OptimHparams]] = OptimHparams
     KIND_DEFAULTS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     SEARCH_SPACE: ClassVar[SearchSpace] = {}
+    # "cls" or "mean": the method's reference fine-tunes BERT and pools it so (its own encoder)
+    TEXT_POOLING: ClassVar[str | None] = None
 
     def __init__(self, hparams: OptimHparams, spec: DataSpec) -> None:
         super().__init__()
         self.hparams = hparams
         self.spec = spec
+        self.text_mode = self.resolve_text_mode(hparams, spec)
+        self.token_text_encoder: PretrainedTextEncoder | None = None
+        if self.text_mode == "pretrained" and self.TEXT_POOLING is None:
+            assert spec.tokens is not None
+            self.token_text_encoder = PretrainedTextEncoder(
+                spec.tokens, "tokens", hparams.text_finetune
+            )
+
+    # -- text ---------------------------------------------------------------------------------
+    @classmethod
+    def resolve_text_mode(cls, hparams: OptimHparams, spec: DataSpec) -> str:
+        """ "features" or "pretrained" for these hyperparameters on this dataset (see the module
+        docstring); ConfigError when `pretrained` is asked of a dataset without token ids."""
+        mode = hparams.text_encoder
+        if mode == "auto":
+            return "pretrained" if cls.TEXT_POOLING and spec.tokens is not None else "features"
+        if mode == "pretrained" and spec.tokens is None:
+            raise ConfigError(
+                f"methods.{cls.name}.hparams.text_encoder: 'pretrained' needs token ids, but the "
+                "dataset has none (its source gives no text_bert/transcripts); use 'features'"
+            )
+        return mode
+
+    @classmethod
+    def text_model_facts(cls, hparams: OptimHparams, spec: DataSpec) -> dict[str, str]:
+        """{name, revision, sha256, encoder} of a dataset's text model ({} without token ids);
+        `encoder` says how the method reads text: "fine-tuned" or "frozen" (the pretrained model
+        at train time) or "features" (the stored token states)."""
+        if spec.tokens is None:
+            return {}
+        mode = cls.resolve_text_mode(hparams, spec)
+        if mode == "pretrained":
+            mode = "fine-tuned" if hparams.text_finetune else "frozen"
+        info = spec.tokens
+        return {
+            "name": info.name,
+            "revision": info.revision,
+            "sha256": info.sha256,
+            "encoder": mode,
+        }
+
+    @classmethod
+    def input_spec(cls, hparams: OptimHparams, spec: DataSpec) -> DataSpec:
+        """The DataSpec the method's layers are built for: with a pretrained encoder feeding its
+        token states as `text`, the text width is the encoder's hidden size."""
+        if cls.TEXT_POOLING is None and cls.resolve_text_mode(hparams, spec) == "pretrained":
+            assert spec.tokens is not None
+            dims = {**spec.feature_dims, "text": spec.tokens.hidden_size}
+            return dataclasses.replace(spec, feature_dims=dims)
+        return spec
+
+    def build_text_encoder(self, output: str) -> PretrainedTextEncoder:
+        """The pretrained encoder of a method with TEXT_POOLING (call only in text_mode
+        "pretrained")."""
+        assert self.spec.tokens is not None
+        return PretrainedTextEncoder(self.spec.tokens, output, self.hparams.text_finetune)
+
+    def prepare_batch(self, batch: Batch) -> Batch:
+        """The batch as the method reads it: with a token-state encoder, `text` features (B, L',
+        H) and lengths (B,) come from the encoder over the batch's tokens; else unchanged."""
+        if self.token_text_encoder is None:
+            return batch
+        if batch.tokens is None:
+            raise ConfigError(f"method {self.name}: a pretrained text encoder needs batch tokens")
+        states = self.token_text_encoder(batch.tokens)
+        features = {**batch.features, "text": states}
+        lengths = {**batch.lengths, "text": batch.tokens.lengths}
+        return batch.with_features(features, lengths)
 
     # -- hyperparameters ----------------------------------------------------------------------
     @classmethod
@@ -92,6 +180,16 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
                 )
             values[key] = _coerce(value, fields[key], f"{where}.{key}")
         hparams = cls.Hparams(**values)
+        if hparams.text_encoder not in TEXT_ENCODERS:
+            raise ConfigError(
+                f"{where}.text_encoder: expected one of {', '.join(TEXT_ENCODERS)}, "
+                f"got {hparams.text_encoder!r}"
+            )
+        if hparams.learning_rate_bert <= 0 or hparams.weight_decay_bert < 0:
+            raise ConfigError(
+                f"{where}.learning_rate_bert/weight_decay_bert: expected > 0 and >= 0, got "
+                f"{hparams.learning_rate_bert} and {hparams.weight_decay_bert}"
+            )
         cls.check_hparams(hparams, where)
         return hparams
 

@@ -23,10 +23,14 @@ recon 1.0, weight decay 0. MOSEI: batch 64, dropout 0.5, diff 0.3, sim 0.8, weig
 (set them per dataset in params.yaml; the "mosi" kind defaults are MOSI's). SIMS: batch 64,
 dropout 0.0, diff 0.3, sim 1.0, recon 0.8, weight decay 5e-5.
 
+Text: as MISA and MMSA, a pretrained Transformer over the dataset's token ids, fine-tuned, the
+masked mean of its final states the text utterance vector (one Adam, BERT included, at lr 1e-4:
+learning_rate_bert = learning_rate), whenever the dataset has tokens (`text_encoder: auto`).
+Without tokens, or with `text_encoder: features`, the text features go through the same LSTM
+encoder as audio and vision (MISA's GloVe version), or with `feature_text_encoder: mean` their
+masked mean (MISA-BERT's pooling over frozen features).
+
 Departures
-  * Text: MISA fine-tunes BERT and takes the masked mean of its outputs; here the text features are
-    pre-extracted and go through the same LSTM encoder as audio and vision (MISA's GloVe version);
-    `text_encoder="mean"` instead takes their masked mean, MISA-BERT's pooling without fine-tuning.
   * LSTM hidden size: MISA uses each modality's feature size D_m; here min(D_m, rnn_hidden_cap), so
     768-d text features do not make an LSTM of 23M weights (no effect when D_m <= the cap).
   * Real per-modality lengths (MMSA packs audio and vision with the text lengths). Each BiLSTM is
@@ -59,7 +63,7 @@ from methods.common.recurrent import StackedBiLSTMEncoder
 from methods.common.similarity import cmd, difference_loss, reconstruction_loss
 from methods.search_space import Choice, FloatRange
 
-TEXT_ENCODERS = ("lstm", "mean")
+FEATURE_TEXT_ENCODERS = ("lstm", "mean")
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,11 @@ class MISAHparams(OptimHparams):
     fusion_heads: int = 2
     fusion_ff_dim: int = 2048  # feed-forward size of the fusion Transformer (PyTorch's default)
     rnn_hidden_cap: int = 256
-    text_encoder: str = "lstm"  # "lstm" or "mean" (see the module docstring)
+    feature_text_encoder: str = "lstm"  # over text features: "lstm" or "mean" (module docstring)
     task_loss: str = "mse"
     learning_rate: float = 1e-4
     batch_size: int = 16
+    learning_rate_bert: float = 1e-4  # MMSA's MISA: one Adam over everything, BERT included
 
 
 class MaskedMeanEncoder(nn.Module):
@@ -108,6 +113,7 @@ class MISA(MsaMethod):
     modalities in MODALITIES order (text, audio, vision); fused (B, 6H)."""
 
     Hparams = MISAHparams
+    TEXT_POOLING = "mean"
     KIND_DEFAULTS = {
         "mosi": {},
         "sims": {
@@ -143,7 +149,9 @@ class MISA(MsaMethod):
         encoders, projections = {}, {}
         for m in MODALITIES:
             dim = spec.feature_dims[m]
-            if m == "text" and hparams.text_encoder == "mean":
+            if m == "text" and self.text_mode == "pretrained":
+                encoders[m] = self.build_text_encoder("mean")
+            elif m == "text" and hparams.feature_text_encoder == "mean":
                 encoders[m] = MaskedMeanEncoder(dim)
             else:
                 encoders[m] = StackedBiLSTMEncoder(dim, min(dim, hparams.rnn_hidden_cap))
@@ -163,11 +171,7 @@ class MISA(MsaMethod):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         utterance = torch.stack(
-            [
-                self.projections[m](self.sequence_encoders[m](batch.features[m], batch.lengths[m]))
-                for m in MODALITIES
-            ],
-            dim=1,
+            [self.projections[m](self._encode(m, batch)) for m in MODALITIES], dim=1
         )  # (B, 3, H)
         shared = self.shared_encoder(utterance)
         private = torch.stack(
@@ -187,6 +191,12 @@ class MISA(MsaMethod):
             "reconstructed": reconstructed,
             "fused": fused,
         }
+
+    def _encode(self, m: str, batch: Batch) -> torch.Tensor:
+        """Modality m's utterance vector before projection: (B, encoder out_size)."""
+        if m == "text" and self.text_mode == "pretrained":
+            return self.sequence_encoders[m](batch.tokens)
+        return self.sequence_encoders[m](batch.features[m], batch.lengths[m])
 
     def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         hp = self.hparams
@@ -217,9 +227,10 @@ class MISA(MsaMethod):
 
 def _check_hparams(hp: MISAHparams, where: str = "hparams") -> None:
     """Raise ConfigError for values the model cannot be built with."""
-    if hp.text_encoder not in TEXT_ENCODERS:
+    if hp.feature_text_encoder not in FEATURE_TEXT_ENCODERS:
         raise ConfigError(
-            f"{where}.text_encoder: expected one of {TEXT_ENCODERS}, got {hp.text_encoder!r}"
+            f"{where}.feature_text_encoder: expected one of {FEATURE_TEXT_ENCODERS}, "
+            f"got {hp.feature_text_encoder!r}"
         )
     if hp.hidden_size < 1 or hp.fusion_heads < 1 or hp.hidden_size % hp.fusion_heads:
         raise ConfigError(

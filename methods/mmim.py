@@ -20,8 +20,12 @@ mmilb_weight beta (alpha = beta = 0.1); batch 32, lr 1e-3, weight decay 1e-4, gr
 1.0, xavier-normal initialisation of every matrix. A weight of 0 removes its term (and a zero
 mmilb_weight skips the estimator step).
 
-Departures: pre-extracted text features through a (bidirectional) LSTM encoder instead of a
-fine-tuned BERT whose [CLS] vector is the text representation; the estimator step runs before
+Text: as MMIM and MMSA, a pretrained Transformer over the dataset's token ids, fine-tuned, its
+[CLS] state the text vector (d_tout = its hidden size; BERT group lr 5e-5, weight decay 1e-4),
+whenever the dataset has tokens (`text_encoder: auto`); without tokens, or with `text_encoder:
+features`, a (bidirectional) LSTM over the text features takes its place.
+
+Departures: the estimator step runs before
 every main step on the same batch (MMIM runs a whole epoch of estimator steps, then a whole epoch
 of main steps), on representations computed without gradient, and clips only the estimator's
 gradients; the memories roll over epochs and the entropy is estimated from memory + current batch
@@ -80,6 +84,8 @@ class MMIMHparams(OptimHparams):
     weight_decay: float = 1e-4
     batch_size: int = 32
     grad_clip: float = 1.0
+    learning_rate_bert: float = 5e-5  # lr_bert
+    weight_decay_bert: float = 1e-4
 
 
 def _check(hp: MMIMHparams, where: str = "hparams") -> None:
@@ -98,6 +104,7 @@ class MMIM(MsaMethod):
     vectors text (B, text_out), audio (B, audio_out), vision (B, vision_out)."""
 
     Hparams = MMIMHparams
+    TEXT_POOLING = "cls"
     # MMSA uses the same MMIM settings for MOSI, MOSEI and SIMS
     KIND_DEFAULTS = {"mosi": {}, "sims": {}}
     SEARCH_SPACE = {
@@ -118,12 +125,18 @@ class MMIM(MsaMethod):
         super().__init__(hparams, spec)
         _check(hparams)
         hp, dims = hparams, spec.feature_dims
-        self.out_dims = {"text": hp.text_out, "audio": hp.audio_out, "vision": hp.vision_out}
+        if self.text_mode == "pretrained":
+            text_encoder: nn.Module = self.build_text_encoder("cls")
+            text_out = text_encoder.out_size
+        else:
+            text_encoder = LastStateEncoder(
+                dims["text"], hp.text_hidden, hp.text_out, hp.text_dropout, hp.bidirectional
+            )
+            text_out = hp.text_out
+        self.out_dims = {"text": text_out, "audio": hp.audio_out, "vision": hp.vision_out}
         self.encoders = nn.ModuleDict(
             {
-                "text": LastStateEncoder(
-                    dims["text"], hp.text_hidden, hp.text_out, hp.text_dropout, hp.bidirectional
-                ),
+                "text": text_encoder,
                 "audio": LastStateEncoder(
                     dims["audio"], hp.audio_hidden, hp.audio_out, hp.rnn_dropout, hp.bidirectional
                 ),
@@ -157,8 +170,11 @@ class MMIM(MsaMethod):
                 for pair in pairs
             }
         )
-        for parameter in self.parameters():  # MMIM: xavier_normal_ on every matrix
-            if parameter.dim() > 1:
+        pretrained = (
+            {id(p) for p in text_encoder.parameters()} if self.text_mode == "pretrained" else set()
+        )
+        for parameter in self.parameters():  # MMIM: xavier_normal_ on every matrix but BERT's
+            if parameter.dim() > 1 and id(parameter) not in pretrained:
                 nn.init.xavier_normal_(parameter)
         self._estimator_optimizer = torch.optim.Adam(
             self.estimator_parameters(),
@@ -188,7 +204,14 @@ class MMIM(MsaMethod):
     # -- model -----------------------------------------------------------------------------------
     def encode(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Unimodal vectors {m: (B, out_m)}."""
-        return {m: self.encoders[m](batch.features[m], batch.lengths[m]) for m in MODALITIES}
+        encoded = {
+            m: self.encoders[m](batch.features[m], batch.lengths[m])
+            for m in MODALITIES
+            if m != "text" or self.text_mode != "pretrained"
+        }
+        if self.text_mode == "pretrained":
+            encoded["text"] = self.encoders["text"](batch.tokens)
+        return encoded
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         encoded = self.encode(batch)

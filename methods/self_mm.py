@@ -28,8 +28,12 @@ encoders and 1e-3 for the rest (BERT 5e-5), weight decay 1e-3 everywhere, LSTM h
 audio_out 16, video_out 32, post dims fusion/text/audio/video 128/32/16/32, post dropouts
 0.0/0.1/0.1/0.0; SIMS: batch 32, v_lstm_hidden 64, post_text_dim 64, a/v weight decay 0.01.
 
+Text: as MMSA, a pretrained Transformer over the dataset's token ids, fine-tuned, its [CLS] state
+the text vector (text_out = its hidden size; BERT group lr 5e-5, weight decay 1e-3), whenever the
+dataset has tokens (`text_encoder: auto`). Without tokens, or with `text_encoder: features`, an
+LSTM over the text features (hidden 64, out 64) takes its place.
+
 Departures:
-  * Text: an LSTM over pre-extracted text features (hidden 64, out 64) instead of fine-tuned BERT.
   * "Over epochs" is a per-sample visit counter: n = the number of training batches that have held
     sample i, which equals MMSA's epoch count when each epoch visits each sample once. Labels are
     updated from visit label_warmup_visits + 1 on (MMSA: from epoch 2). The memory grows lazily to
@@ -91,6 +95,8 @@ class SelfMMHparams(OptimHparams):
     weight_decay: float = 1e-3
     av_weight_decay: float = 1e-3
     batch_size: int = 16
+    learning_rate_bert: float = 5e-5
+    weight_decay_bert: float = 1e-3
 
 
 def straight_through_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -211,6 +217,7 @@ class SelfMM(MsaMethod):
     for s in text/audio/vision, representation_<head> (B, post_<head>_dim) for the four heads."""
 
     Hparams = SelfMMHparams
+    TEXT_POOLING = "cls"
     KIND_DEFAULTS = {
         "mosi": {},
         "sims": {
@@ -232,20 +239,25 @@ class SelfMM(MsaMethod):
     def __init__(self, hparams: SelfMMHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
         hp, dims = hparams, spec.feature_dims
-        self.text_encoder = LastStateEncoder(
-            dims["text"], hp.text_hidden, hp.text_out, hp.text_encoder_dropout
-        )
+        if self.text_mode == "pretrained":
+            self.text_encoder = self.build_text_encoder("cls")
+            text_out = self.text_encoder.out_size
+        else:
+            self.text_encoder = LastStateEncoder(
+                dims["text"], hp.text_hidden, hp.text_out, hp.text_encoder_dropout
+            )
+            text_out = hp.text_out
         self.audio_encoder = LastStateEncoder(
             dims["audio"], hp.audio_lstm_hidden, hp.audio_out, hp.av_encoder_dropout
         )
         self.vision_encoder = LastStateEncoder(
             dims["vision"], hp.vision_lstm_hidden, hp.vision_out, hp.av_encoder_dropout
         )
-        fused_in = hp.text_out + hp.audio_out + hp.vision_out
+        fused_in = text_out + hp.audio_out + hp.vision_out
         self.heads = nn.ModuleDict(
             {
                 "fusion": PredictionHead(fused_in, hp.post_fusion_dim, hp.post_fusion_dropout),
-                "text": PredictionHead(hp.text_out, hp.post_text_dim, hp.post_text_dropout),
+                "text": PredictionHead(text_out, hp.post_text_dim, hp.post_text_dropout),
                 "audio": PredictionHead(hp.audio_out, hp.post_audio_dim, hp.post_audio_dropout),
                 "vision": PredictionHead(hp.vision_out, hp.post_vision_dim, hp.post_vision_dropout),
             }
@@ -262,8 +274,12 @@ class SelfMM(MsaMethod):
         )
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.text_mode == "pretrained":
+            text = self.text_encoder(batch.tokens)
+        else:
+            text = self.text_encoder(batch.features["text"], batch.lengths["text"])
         encoded = {
-            "text": self.text_encoder(batch.features["text"], batch.lengths["text"]),
+            "text": text,
             "audio": self.audio_encoder(batch.features["audio"], batch.lengths["audio"]),
             "vision": self.vision_encoder(batch.features["vision"], batch.lengths["vision"]),
         }

@@ -77,3 +77,53 @@ def short_synth_data(tmp_path_factory: pytest.TempPathFactory):
     )
     write_synthetic_store(directory, config, dataset="synth")
     return load_dataset(directory)
+
+
+POSITIVE_WORDS = "good great fun liked loved funny wonderful".split()
+NEGATIVE_WORDS = "bad awful boring hated sad terrible dull".split()
+NEUTRAL_WORDS = "movie plot actor really very quite the a it was and but i story ending".split()
+
+
+def token_splits(config: SyntheticConfig = TINY, max_tokens: int = 12, seed: int = 0):
+    """The synthetic splits of `config` with token-level text: per sample a few neutral words
+    and one positive or negative word by the label's sign, tokenized by the real built-in MiniLM
+    and encoded by it (frozen), as the token-level MOSI does.
+    Returns ({split: SplitArrays}, TokenInfo)."""
+    import numpy as np
+
+    from harness.data.synthetic import generate
+    from harness.data.text_encoding import encode, token_info, tokenize
+    from harness.text_models import resolve
+
+    model = resolve("minilm")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, arrays in generate(config).arrays.items():
+        texts = []
+        for label in arrays.labels:  # a sentiment word for the label's sign among neutral ones
+            words = list(rng.choice(NEUTRAL_WORDS, size=int(rng.integers(0, max_tokens - 3))))
+            polar = POSITIVE_WORDS if label >= 0 else NEGATIVE_WORDS
+            words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(polar)))
+            texts.append(" ".join(words))
+        tokens = tokenize(texts, model, max_tokens)
+        features = {**arrays.features, "text": encode(tokens, model)}
+        lengths = {**arrays.lengths, "text": tokens[:, 1].sum(axis=1).astype(np.int64)}
+        out[name] = type(arrays)(features, lengths, arrays.labels, arrays.ids, tokens)
+    return out, token_info(model, max_tokens)
+
+
+@pytest.fixture(scope="session")
+def tiny_token_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic store with token-level text from the real MiniLM (token_splits)."""
+    from harness.data.store import write_store
+
+    directory = tmp_path_factory.mktemp("token_store") / "tiny_tokens"
+    splits, info = token_splits()
+    write_store(directory, "tiny_tokens", "mosi", splits, {"type": "test"}, [], tokens=info)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_token_data(tiny_token_store: Path):
+    """(DataSpec, {split: SplitData}) of tiny_token_store, standardised on train."""
+    return load_dataset(tiny_token_store)

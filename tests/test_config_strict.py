@@ -39,8 +39,8 @@ MISSPELT = [
     (("datasets", "synth", "synthetic"), "n_trian", "datasets.synth.synthetic.n_trian: unknown "
      f"key; allowed: {SYNTHETIC} (did you mean 'n_train'?)"),
     (("datasets", "mosi_bclstm"), "valid_fracton", "datasets.mosi_bclstm.valid_fracton: unknown "
-     "key; allowed: files, format, kind, source, split, split_seed, valid_fraction (did you "
-     "mean 'valid_fraction'?)"),
+     "key; allowed: files, format, kind, max_text_tokens, source, split, split_seed, text, "
+     "text_model, valid_fraction (did you mean 'valid_fraction'?)"),
     (("datasets", "mosi_bclstm", "files", 0), "sha", "datasets.mosi_bclstm.files[0].sha: "
      "unknown key; allowed: path, sha256, url (did you mean 'sha256'?)"),
     (("methods",), "tfm", f"methods.tfm: unknown method 'tfm' (did you mean 'tfn'?); valid "
@@ -105,8 +105,9 @@ METHOD_SECTIONS = [
      "post_fusion_dim: expected an integer, got 'big'"),
     (("methods", "tfn", "hparams", "post_fusion_dimm"), 3, "methods.tfn.hparams.post_fusion_dimm"
      ": unknown hyperparameter of tfn; allowed: audio_dropout, audio_hidden, batch_size, "
-     "grad_clip, learning_rate, post_fusion_dim, post_fusion_dropout, task_loss, text_dropout, "
-     "text_hidden, text_out, vision_dropout, vision_hidden, weight_decay (did you mean "
+     "grad_clip, learning_rate, learning_rate_bert, post_fusion_dim, post_fusion_dropout, "
+     "task_loss, text_dropout, text_encoder, text_finetune, text_hidden, text_out, "
+     "vision_dropout, vision_hidden, weight_decay, weight_decay_bert (did you mean "
      "'post_fusion_dim'?)"),
     (("methods", "fsrf", "hparams", "fusion_heads"), 5, "methods.fsrf.hparams.fusion_heads: "
      "expected a positive divisor of model_dim=32, got 5"),

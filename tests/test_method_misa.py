@@ -87,7 +87,7 @@ def test_all_auxiliary_weights_zero_leaves_the_task_loss(tiny_data) -> None:
 @pytest.mark.parametrize("text_encoder", ["lstm", "mean"])
 def test_padding_does_not_change_predictions(tiny_data, text_encoder) -> None:
     spec, splits = tiny_data
-    model, batch = _model(spec, text_encoder=text_encoder), _batch(splits)
+    model, batch = _model(spec, feature_text_encoder=text_encoder), _batch(splits)
     model.eval()
     padded = Batch(
         features={
@@ -123,7 +123,12 @@ def test_sims_defaults_follow_mmsa(tiny_data) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"hidden_size": 127}, {"text_encoder": "bert"}, {"diff_weight": -0.1}, {"cmd_moments": 0}],
+    [
+        {"hidden_size": 127},
+        {"feature_text_encoder": "bert"},
+        {"diff_weight": -0.1},
+        {"cmd_moments": 0},
+    ],
 )
 def test_bad_hparams_raise_a_config_error(tiny_data, overrides) -> None:
     spec, _ = tiny_data
@@ -170,7 +175,7 @@ def test_accepts_length_one_sequences_and_any_dims(tiny_data, text_encoder) -> N
     spec, _ = tiny_data
     dims = {"text": 3, "audio": 5, "vision": 1}
     small_spec = replace(spec, feature_dims=dims, max_lengths={m: 1 for m in dims})
-    model = _model(small_spec, text_encoder=text_encoder)
+    model = _model(small_spec, feature_text_encoder=text_encoder)
     batch = Batch(
         features={m: torch.randn(4, 1, d) for m, d in dims.items()},
         lengths={m: torch.ones(4, dtype=torch.long) for m in dims},

@@ -24,7 +24,7 @@ RUN = RunResult(
 def test_a_run_record_is_written_with_its_version_and_read_back(tmp_path) -> None:
     RUN.save(tmp_path / "seed-1.json")
     payload = json.loads((tmp_path / "seed-1.json").read_text())
-    assert payload["schema_version"] == 2
+    assert payload["schema_version"] == 3
     assert RunResult.load(tmp_path / "seed-1.json") == RUN
 
 
@@ -43,8 +43,16 @@ def test_a_newer_record_is_refused_in_one_line(tmp_path) -> None:
         RunResult.load(tmp_path / "seed-1.json")
     assert str(info.value) == (
         f"{tmp_path / 'seed-1.json'}: run record schema version 9 is newer than this msabench "
-        "reads (2); upgrade msabench or re-run the stage"
+        "reads (3); upgrade msabench or re-run the stage"
     )
+
+
+def test_a_version_2_run_record_gets_an_empty_text_model(tmp_path) -> None:
+    old = {**RUN.to_dict(), "schema_version": 2}
+    del old["text_model"]  # written before the text model was recorded
+    (tmp_path / "seed-1.json").write_text(json.dumps(old))
+    assert RunResult.load(tmp_path / "seed-1.json") == RUN
+    assert RUN.text_model == {}
 
 
 def test_robustness_records_of_both_versions(tmp_path) -> None:

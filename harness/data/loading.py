@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import torch
 from harness.data.mmap_npz import open_npz
 from harness.data.split_arrays import SplitArrays, check_array
 from harness.data.store import Manifest, read_manifest
-from harness.data.types import SPLITS, Batch, DataSpec, SplitData
+from harness.data.tokens import MASK_ROW, TOKENS_KEY, check_tokens
+from harness.data.types import SPLITS, Batch, DataSpec, SplitData, TokenBatch
 from harness.errors import ConfigError, DataError
 
 MIN_STD = 1e-8  # features whose std over the training split is below this are left unscaled
@@ -61,11 +63,18 @@ def read_split_arrays(
         check_array(str(path), f"{m}_lengths", lengths, "int64", (entry.n,))
         if entry.n and (lengths.min() < 1 or lengths.max() > shape[1]):
             raise DataError(f"{path}: key '{m}_lengths' has values outside [1, {shape[1]}]")
+    tokens = None
+    if manifest.text_tokens is not None:
+        if TOKENS_KEY not in stored:
+            raise DataError(f"{path}: missing key {TOKENS_KEY} the manifest lists; re-run fetch")
+        tokens = np.asarray(stored[TOKENS_KEY])
+        check_tokens(str(path), tokens, stored.get("text_lengths"), manifest.text_tokens.vocab_size)
     return SplitArrays(
         features={m: stored[m] for m in manifest.modalities},
         lengths={m: stored[f"{m}_lengths"] for m in manifest.modalities},
         labels=stored["labels"],
         ids=stored["ids"],
+        tokens=tokens,
     )
 
 
@@ -77,6 +86,7 @@ def load_split(
 ) -> SplitData:
     """One split of a store as tensors on `device` (validated against the manifest). On the CPU
     the feature tensors share the memory-mapped file's pages: nothing is copied."""
+    manifest = manifest or read_manifest(directory)
     arrays = read_split_arrays(directory, split, manifest)
 
     def tensor(array: np.ndarray) -> torch.Tensor:
@@ -88,6 +98,8 @@ def load_split(
         lengths={m: tensor(n) for m, n in arrays.lengths.items()},
         labels=tensor(arrays.labels),
         ids=arrays.ids.tolist(),
+        tokens=None if arrays.tokens is None else tensor(arrays.tokens),
+        unk_id=-1 if manifest.text_tokens is None else manifest.text_tokens.unk_id,
     )
 
 
@@ -164,7 +176,7 @@ class Standardizer:
             m: (self.mean[m].to(x.device), self.std[m].to(x.device))
             for m, x in split.features.items()
         }
-        return SplitData(split.name, split.features, split.lengths, split.labels, split.ids, scale)
+        return replace(split, scale=scale)
 
     def _check(self, split: SplitData) -> None:
         missing = sorted(set(split.features) - set(self.mean))
@@ -180,13 +192,7 @@ class Standardizer:
         for m, x in split.features.items():
             mean, std = self.mean[m].to(x.device), self.std[m].to(x.device)
             features[m] = scale_rows(x.clone(), split.lengths[m], mean, std, inplace=True)
-        return SplitData(
-            name=split.name,
-            features=features,
-            lengths=dict(split.lengths),
-            labels=split.labels,
-            ids=list(split.ids),
-        )
+        return replace(split, features=features, lengths=dict(split.lengths), ids=list(split.ids))
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         return {
@@ -252,7 +258,19 @@ def take_batch(split: SplitData, index: torch.Tensor) -> Batch:
         if split.scale is not None:
             rows = scale_rows(rows, lengths[m], *split.scale[m], inplace=True)
         features[m] = rows
-    return Batch(features=features, lengths=lengths, labels=split.labels[index], index=index)
+    tokens = None if split.tokens is None else take_tokens(split.tokens, index, split.unk_id)
+    return Batch(features, lengths, split.labels[index], index, tokens)
+
+
+def take_tokens(tokens: torch.Tensor, index: torch.Tensor, unk_id: int) -> TokenBatch:
+    """Rows `index` (B,) of a split's tokens (N, 3, L), trimmed to the batch's longest real token
+    count L' (the attention mask is prefix-shaped): a TokenBatch of (B, L') tensors."""
+    rows = torch.index_select(tokens, 0, index)
+    longest = int(rows[:, MASK_ROW].sum(dim=1).max()) if index.numel() else 0
+    rows = rows[:, :, :longest]
+    return TokenBatch(
+        rows[:, 0].contiguous(), rows[:, 1].contiguous(), rows[:, 2].contiguous(), unk_id
+    )
 
 
 def iterate_batches(

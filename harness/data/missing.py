@@ -17,18 +17,22 @@ any method.
   (LNLN's protocol), then steps dropped at that rate, from a torch generator the caller seeds.
 
 Masks are applied to batches after standardisation (`Batch` features are in the model's input
-space), so a dropped step is exactly zero there, like padding. N = samples of the split,
+space), so a dropped step is exactly zero there, like padding. Where a batch has token ids, a
+dropped text step also replaces its token by [UNK], keeping [CLS] and [SEP] (the first and last
+real token), as MMSA's missing-modality data do (`TokenBatch`; text steps and tokens are aligned:
+the text length is the number of real tokens). N = samples of the split,
 T_m = padded steps of modality m, B = batch size.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
 import torch
 
-from harness.data.types import MODALITIES, Batch
+from harness.data.types import MODALITIES, Batch, TokenBatch
 
 RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0, 0.1, ..., 0.9
 INTER_PATTERNS: tuple[tuple[str, ...], ...] = tuple(
@@ -81,11 +85,35 @@ class MissingMasks:
         """The batch with the dropped steps of its rows (batch.index) zero-filled."""
         keep = self.keep(rate)
         rows = batch.index.cpu()
-        features = {}
-        for m, x in batch.features.items():
-            mask = keep[m][rows][:, : x.shape[1]] | ~batch.mask(m).cpu()  # padding untouched
-            features[m] = x * mask.unsqueeze(-1).to(device=x.device, dtype=x.dtype)
-        return Batch(features, batch.lengths, batch.labels, batch.index)
+        masks = {
+            m: keep[m][rows][:, : x.shape[1]] | ~batch.mask(m).cpu()  # padding untouched
+            for m, x in batch.features.items()
+        }
+        return _apply_keep(batch, masks)
+
+
+def _apply_keep(batch: Batch, keep: dict[str, torch.Tensor]) -> Batch:
+    """The batch with features zero-filled where keep[m] (B, T_m') is False (and, with tokens,
+    the matching text tokens replaced by [UNK])."""
+    features = {
+        m: x * keep[m].unsqueeze(-1).to(device=x.device, dtype=x.dtype)
+        for m, x in batch.features.items()
+    }
+    tokens = batch.tokens
+    if tokens is not None and "text" in keep:
+        tokens = unk_tokens(tokens, keep["text"])
+    return replace(batch, features=features, tokens=tokens)
+
+
+def unk_tokens(tokens: TokenBatch, keep: torch.Tensor) -> TokenBatch:
+    """Token ids (B, L') with each real token where keep (B, >= L') is False replaced by unk_id,
+    except the first and the last real token ([CLS], [SEP])."""
+    keep = keep[:, : tokens.ids.shape[1]].to(tokens.ids.device)
+    steps = torch.arange(tokens.ids.shape[1], device=tokens.ids.device).unsqueeze(0)
+    last = (tokens.lengths - 1).unsqueeze(1)
+    dropped = ~keep & (tokens.mask == 1) & (steps > 0) & (steps != last)
+    ids = torch.where(dropped, torch.full_like(tokens.ids, tokens.unk_id), tokens.ids)
+    return TokenBatch(ids, tokens.mask, tokens.segments, tokens.unk_id)
 
 
 def _check_rate(rate: float) -> None:
@@ -98,20 +126,22 @@ def drop_modalities(batch: Batch, dropped: tuple[str, ...]) -> Batch:
     unknown = set(dropped) - set(MODALITIES)
     if unknown:
         raise ValueError(f"dropped modalities: unknown {sorted(unknown)}; expected {MODALITIES}")
-    features = {m: torch.zeros_like(x) if m in dropped else x for m, x in batch.features.items()}
-    return Batch(features, batch.lengths, batch.labels, batch.index)
+    keep = {
+        m: torch.full(x.shape[:2], m not in dropped, dtype=torch.bool)
+        for m, x in batch.features.items()
+    }
+    return _apply_keep(batch, keep)
 
 
 def augment(batch: Batch, generator: torch.Generator, max_rate: float = 1.0) -> Batch:
     """Training-time intra-modal missing: per sample and modality a rate ~ U(0, max_rate), then
     each real step dropped with that probability (zero-filled). Deterministic under `generator`."""
-    features = {}
+    keep = {}
     for m, x in batch.features.items():
         rates = torch.rand(x.shape[0], 1, generator=generator) * max_rate  # (B, 1)
         uniform = torch.rand(x.shape[0], x.shape[1], generator=generator)  # (B, T)
-        keep = (uniform >= rates) | ~batch.mask(m).cpu()
-        features[m] = x * keep.unsqueeze(-1).to(device=x.device, dtype=x.dtype)
-    return Batch(features, batch.lengths, batch.labels, batch.index)
+        keep[m] = (uniform >= rates) | ~batch.mask(m).cpu()
+    return _apply_keep(batch, keep)
 
 
 def augment_inter(batch: Batch, generator: torch.Generator, probability: float) -> Batch:
@@ -123,9 +153,8 @@ def augment_inter(batch: Batch, generator: torch.Generator, probability: float) 
     size = batch.labels.shape[0]
     hit = torch.rand(size, generator=generator) < probability  # (B,)
     pattern = torch.randint(len(INTER_PATTERNS), (size,), generator=generator)  # (B,)
-    features = {}
+    keep = {}
     for m, x in batch.features.items():
         holds_m = torch.tensor([m in p for p in INTER_PATTERNS])[pattern]  # (B,)
-        keep = ~(hit & holds_m)
-        features[m] = x * keep.reshape(-1, 1, 1).to(device=x.device, dtype=x.dtype)
-    return Batch(features, batch.lengths, batch.labels, batch.index)
+        keep[m] = (~(hit & holds_m)).reshape(-1, 1).expand(-1, x.shape[1])
+    return _apply_keep(batch, keep)

@@ -22,6 +22,7 @@ from harness.data.download import download, verify_file
 from harness.data.formats import FORMATS
 from harness.data.store import write_store
 from harness.data.synthetic import SyntheticConfig, write_synthetic_store
+from harness.data.text_encoding import splits_token_info
 from harness.errors import ConfigError, DataError
 from harness.io_utils import sha256_file
 from harness.paths import DATASETS
@@ -64,7 +65,8 @@ def _fetch_file(config: DatasetConfig, target: Path, source_path: Path | None) -
         if p.is_file()
     ]
     source = {"type": "file", "format": fmt, "path": str(path)}
-    write_store(target, config.name, config.kind, splits, source, inputs)
+    tokens = splits_token_info(splits, config.options, key)
+    write_store(target, config.name, config.kind, splits, source, inputs, tokens=tokens)
 
 
 def resolve_user_path(value: Any, key: str) -> Path:
@@ -100,7 +102,8 @@ def _fetch_url(config: DatasetConfig, target: Path, source_path: Path | None) ->
         "files": [{"url": file.url, "path": file.path} for file in files],
         "local_copy": None if source_path is None else str(source_path),
     }
-    write_store(target, config.name, config.kind, splits, source, inputs)
+    tokens = splits_token_info(splits, config.options, key)
+    write_store(target, config.name, config.kind, splits, source, inputs, tokens=tokens)
 
 
 def _format_option(config: DatasetConfig, key: str) -> str:

@@ -5,6 +5,10 @@ tensor containers (`Batch`, `SplitData`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.data.tokens import TokenInfo
 
 MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -21,3 +25,4 @@ class DataSpec:
     max_lengths: dict[str, int]  # modality -> T_m (padded length)
     label_range: tuple[float, float]  # (-3, 3) for mosi kind, (-1, 1) for sims kind
     modalities: tuple[str, ...] = MODALITIES
+    tokens: TokenInfo | None = None  # the text model of the dataset's token ids, if it has them

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.spec import LABEL_RANGES, MODALITIES, SPLITS
+from harness.data.tokens import TOKENS_KEY, TokenInfo, check_tokens
 from harness.errors import DataError
 
 _CHECK_CHUNK = 1 << 24  # elements validated at a time (bounds memory for multi-GB splits)
@@ -22,12 +23,14 @@ _EXTRA_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 @dataclass(frozen=True)
 class SplitArrays:
     """One split as numpy arrays: features[m] (N, T_m, D_m) float32 with zeros at t >= lengths[m],
-    lengths[m] (N,) int64 in [1, T_m], labels (N,) float32, ids (N,) unicode."""
+    lengths[m] (N,) int64 in [1, T_m], labels (N,) float32, ids (N,) unicode; tokens (N, 3, L)
+    int64 (ids, attention mask, segment ids; harness/data/tokens.py) when the source has them."""
 
     features: dict[str, np.ndarray]
     lengths: dict[str, np.ndarray]
     labels: np.ndarray
     ids: np.ndarray
+    tokens: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -39,6 +42,8 @@ class SplitArrays:
         for m, x in self.features.items():
             arrays[m] = x
             arrays[f"{m}_lengths"] = self.lengths[m]
+        if self.tokens is not None:
+            arrays[TOKENS_KEY] = self.tokens
         return arrays
 
 
@@ -122,8 +127,12 @@ def _check_split(split: str, arrays: SplitArrays, kind: str) -> None:
         raise DataError(f"split '{split}': key 'ids' has duplicate ids; expected unique ids")
 
 
-def check_splits(splits: dict[str, SplitArrays], kind: str) -> None:
-    """Every split valid, same modalities and (T_m, D_m) across splits, ids disjoint."""
+def check_splits(
+    splits: dict[str, SplitArrays], kind: str, tokens: TokenInfo | None = None
+) -> None:
+    """Every split valid, same modalities and (T_m, D_m) across splits, ids disjoint; with
+    `tokens`, every split's token ids valid for that vocabulary and agreeing with the text
+    lengths (harness/data/tokens.py), and without it no split holding tokens."""
     if not isinstance(splits, dict) or sorted(splits) != sorted(SPLITS):
         names = sorted(splits) if isinstance(splits, dict) else type(splits).__name__
         raise DataError(f"splits: got {names}, expected exactly {list(SPLITS)}")
@@ -137,9 +146,27 @@ def check_splits(splits: dict[str, SplitArrays], kind: str) -> None:
                 f"split '{name}': (T_m, D_m) per modality {shapes} differ from split "
                 f"'{SPLITS[0]}' {first}; modalities and shapes must agree across splits"
             )
+    for name in SPLITS:
+        _check_split_tokens(name, splits[name], tokens)
     all_ids = np.concatenate([splits[name].ids for name in SPLITS])
     if len(np.unique(all_ids)) != len(all_ids):
         raise DataError("splits: key 'ids' repeats across splits; expected disjoint splits")
+
+
+def _check_split_tokens(split: str, arrays: SplitArrays, tokens: TokenInfo | None) -> None:
+    where = f"split '{split}'"
+    if tokens is None:
+        if arrays.tokens is not None:
+            raise DataError(f"{where}: key '{TOKENS_KEY}' given without the text model it uses")
+        return
+    if arrays.tokens is None or "text" not in arrays.lengths:
+        raise DataError(f"{where}: key '{TOKENS_KEY}' missing; expected tokens and a text modality")
+    check_tokens(where, arrays.tokens, arrays.lengths["text"], tokens.vocab_size)
+    if arrays.tokens.shape[2] != tokens.max_length:
+        raise DataError(
+            f"{where}: key '{TOKENS_KEY}' has L = {arrays.tokens.shape[2]}; expected "
+            f"{tokens.max_length} as in every split"
+        )
 
 
 def check_extras(extras: dict[str, dict[str, np.ndarray]]) -> None:

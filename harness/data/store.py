@@ -7,6 +7,8 @@ Layout of `<store>/`:
         "<m>_lengths"  int64 (N,), in [1, T_m]
         "labels"       float32 (N,), within the kind's label range
         "ids"          unicode (N,), unique within the store
+        "text_tokens"  int64 (N, 3, L), when the source has token ids (harness/data/tokens.py;
+                       the manifest's `text_tokens` names their text model)
     <extra>.npz              optional named groups of arrays (e.g. latents.npz: "train/shared", ...)
 
 The .npz files are written uncompressed (so training can memory-map them, see mmap_npz.py) with
@@ -27,6 +29,7 @@ import numpy as np
 
 from harness.data.spec import DATASET_KINDS, LABEL_RANGES, MODALITIES, SPLITS, DataSpec
 from harness.data.split_arrays import SplitArrays, check_extras, check_splits
+from harness.data.tokens import TokenInfo
 from harness.errors import DataError
 from harness.io_utils import atomic_directory, sha256_file, write_json_atomic
 
@@ -62,6 +65,7 @@ class Manifest:
     inputs: list[dict[str, str]]  # [{name, sha256}] of the input files or config
     extras: dict[str, dict[str, str]]  # name -> {file, sha256}
     data_hash: str  # sha256 over the stored files' hashes (see `combine_hashes`)
+    text_tokens: TokenInfo | None = None  # the stored token ids' text model, if any
 
     def data_spec(self) -> DataSpec:
         return DataSpec(
@@ -70,6 +74,7 @@ class Manifest:
             max_lengths=dict(self.max_lengths),
             label_range=self.label_range,
             modalities=self.modalities,
+            tokens=self.text_tokens,
         )
 
     def file_hashes(self) -> dict[str, str]:
@@ -82,6 +87,7 @@ class Manifest:
         payload = asdict(self)
         payload["label_range"] = list(self.label_range)
         payload["modalities"] = list(self.modalities)
+        payload["text_tokens"] = None if self.text_tokens is None else self.text_tokens.to_dict()
         return payload
 
     @classmethod
@@ -89,7 +95,8 @@ class Manifest:
         """Parse a manifest payload; a malformed one raises DataError naming `where`."""
         if not isinstance(payload, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(payload).__name__}")
-        missing = [name for name in cls.__dataclass_fields__ if name not in payload]
+        optional = {"text_tokens"}  # stores written before token ids were kept lack it
+        missing = [n for n in cls.__dataclass_fields__ if n not in payload and n not in optional]
         if missing:
             raise DataError(f"{where}: missing key(s) {', '.join(missing)}; re-run fetch")
         if payload["format_version"] != FORMAT_VERSION:
@@ -103,12 +110,17 @@ class Manifest:
                     "label_range": (float(low), float(high)),
                     "modalities": tuple(payload["modalities"]),
                     "splits": {k: SplitEntry(**v) for k, v in payload["splits"].items()},
+                    "text_tokens": _token_info(payload.get("text_tokens"), where),
                 }
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{where}: malformed manifest ({exc})") from None
         _check_manifest(manifest, where)
         return manifest
+
+
+def _token_info(payload: Any, where: str) -> TokenInfo | None:
+    return None if payload is None else TokenInfo.from_dict(payload, where)
 
 
 def _check_manifest(manifest: Manifest, where: str) -> None:
@@ -170,13 +182,15 @@ def write_store(
     source: dict[str, Any],
     inputs: list[dict[str, str]],
     extras: dict[str, dict[str, np.ndarray]] | None = None,
+    tokens: TokenInfo | None = None,
 ) -> Manifest:
-    """Validate and write a complete store at `directory` atomically; return its manifest."""
+    """Validate and write a complete store at `directory` atomically; return its manifest.
+    `tokens` names the text model of the splits' token ids (none without it)."""
     if kind not in LABEL_RANGES:
         raise DataError(f"kind: got {kind!r}, expected one of {sorted(LABEL_RANGES)}")
     if not isinstance(dataset, str) or not dataset:
         raise DataError(f"dataset: expected a non-empty name, got {dataset!r}")
-    check_splits(splits, kind)
+    check_splits(splits, kind, tokens)
     extras = extras or {}
     check_extras(extras)
     source, inputs = _json_value(source, "source"), _json_value(inputs, "inputs")
@@ -203,6 +217,7 @@ def write_store(
             inputs=inputs,
             extras=extra_files,
             data_hash=combine_hashes(file_hashes),
+            text_tokens=tokens,
         )
         write_json_atomic(tmp / MANIFEST_NAME, manifest.to_dict())
     return manifest

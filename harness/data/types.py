@@ -6,7 +6,7 @@ D_m = feature dimension of modality m. Padding positions (t >= length) hold zero
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -22,14 +22,46 @@ from harness.data.spec import (  # noqa: E402,F401
 
 
 @dataclass
+class TokenBatch:
+    """A batch's token ids for a pretrained text model: ids, mask (attention, 1 at real tokens,
+    prefix-shaped) and segments, each (B, L') int64 with L' the batch's longest real token count;
+    unk_id: the vocabulary's [UNK] (what a missing-modality mask puts in place of a token)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    segments: torch.Tensor
+    unk_id: int
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(B,) int64 real tokens per row."""
+        return self.mask.sum(dim=1)
+
+    def pin_memory(self) -> TokenBatch:
+        return TokenBatch(
+            self.ids.pin_memory(), self.mask.pin_memory(), self.segments.pin_memory(), self.unk_id
+        )
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TokenBatch:
+        return TokenBatch(
+            self.ids.to(device, non_blocking=non_blocking),
+            self.mask.to(device, non_blocking=non_blocking),
+            self.segments.to(device, non_blocking=non_blocking),
+            self.unk_id,
+        )
+
+
+@dataclass
 class Batch:
     """A mini-batch: features[m] (B, T_m', D_m) with T_m' <= T_m, lengths[m] (B,) int64,
-    labels (B,) float32, index (B,) int64 row numbers into the split."""
+    labels (B,) float32, index (B,) int64 row numbers into the split; tokens when the dataset
+    has token ids (`TokenBatch`), else None."""
 
     features: dict[str, torch.Tensor]
     lengths: dict[str, torch.Tensor]
     labels: torch.Tensor
     index: torch.Tensor
+    tokens: TokenBatch | None = None
 
     @property
     def size(self) -> int:
@@ -47,6 +79,7 @@ class Batch:
             lengths={m: n.pin_memory() for m, n in self.lengths.items()},
             labels=self.labels.pin_memory(),
             index=self.index.pin_memory(),
+            tokens=None if self.tokens is None else self.tokens.pin_memory(),
         )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
@@ -55,13 +88,23 @@ class Batch:
             lengths={m: n.to(device, non_blocking=non_blocking) for m, n in self.lengths.items()},
             labels=self.labels.to(device, non_blocking=non_blocking),
             index=self.index.to(device, non_blocking=non_blocking),
+            tokens=None if self.tokens is None else self.tokens.to(device, non_blocking),
+        )
+
+    def with_features(
+        self, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor] | None = None
+    ) -> Batch:
+        """The same batch with other features (and lengths), everything else kept."""
+        return replace(
+            self, features=features, lengths=self.lengths if lengths is None else lengths
         )
 
 
 @dataclass
 class SplitData:
     """One split: features[m] (N, T_m, D_m) float32 (usually memory-mapped from the store),
-    lengths[m] (N,) int64, labels (N,) float32, ids: N utterance ids."""
+    lengths[m] (N,) int64, labels (N,) float32, ids: N utterance ids; tokens (N, 3, L) int64
+    (ids, attention mask, segment ids) with the vocabulary's unk_id, when the store has them."""
 
     name: str
     features: dict[str, torch.Tensor]
@@ -71,6 +114,8 @@ class SplitData:
     # per-modality (mean (D_m,), std (D_m,)) applied when batches are taken, so features that are
     # memory-mapped from the store are never copied whole; None = use features as stored
     scale: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    tokens: torch.Tensor | None = None
+    unk_id: int = -1
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

@@ -69,7 +69,8 @@ def representations(model: torch.nn.Module, split: SplitData, batch_size: int = 
     model.eval()
     collected: dict[str, list[np.ndarray]] = {}
     for batch in iterate_batches(split, batch_size, shuffle=False):
-        outputs = model(batch)
+        prepare = getattr(model, "prepare_batch", None)  # a method's text encoder, if any
+        outputs = model(prepare(batch) if prepare is not None else batch)
         for name, value in outputs.items():
             prefix, _, modality = name.rpartition("_")
             if prefix in FACTOR_PREFIXES and modality in MODALITIES:

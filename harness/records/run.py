@@ -12,15 +12,20 @@ from harness.errors import DataError
 from harness.io_utils import write_json_atomic
 from harness.records.schema import migrate, stamp
 
-# 1: unversioned (before 2026-12), `hardware` possibly absent; 2: `schema_version` written
-SCHEMA_VERSION = 2
+# 1: unversioned (before 2026-12), `hardware` possibly absent; 2: `schema_version` written;
+# 3: `text_model` (the dataset's text model and how the method read it)
+SCHEMA_VERSION = 3
 
 
 def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "hardware": payload.get("hardware", {}), "extra": payload.get("extra", {})}
 
 
-MIGRATIONS = {1: _v1_to_v2}
+def _v2_to_v3(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "text_model": {}}
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class RunResult:
     # where the numbers were computed (`provenance.hardware_facts`): cpu, cpu_capability, os,
     # and gpu/cuda/cudnn on CUDA; empty in records written before it was kept
     hardware: dict[str, str] = field(default_factory=dict)
+    # a dataset with token ids: its text model (name, revision, sha256 of the weights) and how
+    # the method read the text (`encoder`: fine-tuned, frozen or features); empty otherwise
+    text_model: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from harness.tracking import (
     log_text_artifact,
     set_hardware_tags,
     standard_tags,
+    text_model_tags,
 )
 from harness.training.checkpoints import Checkpoint, save_checkpoint
 from harness.training.loop import LoopConfig
@@ -96,6 +97,8 @@ def _plan(params: Params, dataset: str, method: str) -> tuple[dict, list[SeedTas
         "loop": asdict(loop),
         "data_hash": read_manifest(store).data_hash,
     }
+    if spec.tokens is not None:  # which text model, and how this method reads it
+        resolved["text_model"] = method_cls.text_model_facts(hparams, spec)
     tasks = [SeedTask(method, hparams, store, dataset, loop, seed) for seed in params.seeds]
     return resolved, tasks, splits["test"]
 
@@ -163,7 +166,7 @@ def _track_seed(
     config_hash = sha256_json(resolved)
     tags = standard_tags(
         "train", dataset, method=method, seed=seed, data_hash=resolved["data_hash"],
-        config_hash=config_hash,
+        config_hash=config_hash, **text_model_tags(resolved.get("text_model", {})),
     )  # fmt: skip
     key, run_name = f"train/{dataset}/{method}/seed-{seed}", f"{method}-seed{seed}"
     outcome = None if in_process else _collect(tracker, dataset, key, run_name, tags, task, produce)
@@ -232,6 +235,7 @@ def _record(resolved: dict, config_hash: str, outcome: SeedOutcome) -> RunResult
         epochs_run=outcome.epochs_run,
         device=outcome.device,
         hardware=outcome.hardware,
+        text_model=dict(resolved.get("text_model", {})),
     )
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from harness.metrics import compute_metrics, is_better
 from harness.schema import default_of
 from harness.training.allocator import reuse_freed_memory
 from methods.base import MsaMethod, OptimHparams
+from methods.common.pretrained_text import TEXT_ENCODER_GROUP, text_encoder_parameters
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def build_model(
     method_cls: type[MsaMethod], hparams: OptimHparams, spec: DataSpec, seed: int
 ) -> MsaMethod:
     seed_everything(seed)
-    return method_cls(hparams, spec)
+    return method_cls(hparams, method_cls.input_spec(hparams, spec))
 
 
 def fit(
@@ -192,12 +194,38 @@ def fit(
 def _make_optimizer(model: MsaMethod) -> torch.optim.Optimizer:
     """Adam over the method's parameter groups, fused (one kernel for every parameter) where
     torch has it (CPU and CUDA): 10x faster than the per-parameter loop on a 9M-parameter model
-    (TFN), which otherwise spends a fifth of each step in the optimiser (bench/README.md)."""
+    (TFN), which otherwise spends a fifth of each step in the optimiser (bench/README.md).
+    A fine-tuned pretrained text encoder's parameters leave the method's groups for a group of
+    their own (`text_encoder`: learning_rate_bert, weight_decay_bert), as MMSA does."""
     hp = model.hparams
-    groups = model.parameter_groups()
+    groups = text_encoder_groups(model)
     devices = {p.device.type for group in groups for p in group["params"]}
     fused = devices <= {"cpu", "cuda"}
     return torch.optim.Adam(groups, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=fused)
+
+
+def text_encoder_groups(model: MsaMethod) -> list[dict[str, Any]]:
+    """The method's parameter groups with every trainable PretrainedTextEncoder parameter moved
+    into one last group named TEXT_ENCODER_GROUP (none if there are no such parameters)."""
+    encoder = text_encoder_parameters(model)
+    if not encoder:
+        return model.parameter_groups()
+    ids = {id(p) for p in encoder}
+    groups = []
+    for group in model.parameter_groups():
+        rest = [p for p in group["params"] if id(p) not in ids]
+        if rest:
+            groups.append({**group, "params": rest})
+    hp = model.hparams
+    groups.append(
+        {
+            "params": encoder,
+            "lr": hp.learning_rate_bert,
+            "weight_decay": hp.weight_decay_bert,
+            "name": TEXT_ENCODER_GROUP,
+        }
+    )
+    return groups
 
 
 def _train_epoch(
@@ -244,7 +272,10 @@ def _train_batches(
     sums: dict[str, torch.Tensor] = {}
     for batch in batches:
         device = batch.labels.device
-        values: dict[str, float | torch.Tensor] = dict(model.extra_step(batch))
+        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+            batch = model.prepare_batch(batch)
+        # the extra step sees the prepared batch without its graph (it has its own backward)
+        values: dict[str, float | torch.Tensor] = dict(model.extra_step(_detached(batch)))
         with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             terms = model.loss_terms(batch, model(batch))
             loss = torch.stack([term.float() for term in terms.values()]).sum()
@@ -261,6 +292,13 @@ def _train_batches(
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + value
     return sums
+
+
+def _detached(batch: Batch) -> Batch:
+    """The batch with every feature tensor detached from autograd (the same values)."""
+    if all(not x.requires_grad for x in batch.features.values()):
+        return batch
+    return batch.with_features({m: x.detach() for m, x in batch.features.items()})
 
 
 def _check_finite(
@@ -290,7 +328,8 @@ def predict(
     for batch in iterate_batches(split, batch_size, shuffle=False, generator=None):
         if transform is not None:
             batch = transform(batch)
-        outputs.append(model(batch.to(device))["prediction"].detach().cpu())
+        batch = model.prepare_batch(batch.to(device))
+        outputs.append(model(batch)["prediction"].detach().cpu())
     return torch.cat(outputs).double().numpy()
 
 

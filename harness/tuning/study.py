@@ -27,7 +27,14 @@ from harness.io_utils import sha256_json
 from harness.metrics import metric_info
 from harness.provenance import hardware_facts
 from harness.records import TrialRecord, TuningRecord
-from harness.tracking import Tracker, log_epoch, log_final, log_params, standard_tags
+from harness.tracking import (
+    Tracker,
+    log_epoch,
+    log_final,
+    log_params,
+    standard_tags,
+    text_model_tags,
+)
 from harness.training import loop as training_loop
 from harness.training.loop import EpochLog, LoopConfig, RunContext
 from harness.tuning.storage import (
@@ -188,7 +195,8 @@ def _tag_fields(job: TuningJob, study_name: str, worker: int) -> dict:
     return {
         "stage": "tune", "dataset": job.dataset, "method": job.method_cls.name,
         "data_hash": job.data_hash, "hardware": hardware_facts(device), "study": study_name,
-        "worker": worker,
+        "worker": worker, **text_model_tags(job.method_cls.text_model_facts(
+            job.method_cls.resolve_hparams(job.spec.kind, job.method_config.hparams), job.spec)),
     }  # fmt: skip
 
 

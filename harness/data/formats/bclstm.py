@@ -9,12 +9,21 @@ Row i of `<m>_<s>0.csv` is utterance `transcripts[text_<s>.csv[i, 0]]`, whose id
 `f"{video_id}_{clip_id}"` in label.csv. Each utterance is one vector per modality, stored as
 features (N, 1, D_m) float32 with lengths 1; labels are label.csv's continuous `label`.
 
+With `text: tokens` the text modality is the transcript instead (the token-level MOSI): each
+transcript is tokenized by the dataset's `text_model` (default the built-in MiniLM) into token ids
+(N, 3, L), L = max_text_tokens, kept for fine-tuning, and encoded once by the frozen model into
+its final token states, stored as the text features (N, L, H) with lengths = real tokens ([CLS]
+and [SEP] included); audio and vision stay the bc-LSTM utterance vectors (length 1).
+
 Options (the dataset's params section):
     split: bclstm (default)  the speaker-independent bc-LSTM split: test = its 752 test utterances;
                              validation = a seeded choice of its training *videos*
            mmsa_standard     label.csv's `mode` column (1284/229/686); leaks labels, see below
     valid_fraction: 0.15     share of bc-LSTM training videos held out for validation
     split_seed: 0            seed of the permutation of the sorted training video ids
+    text: features (default) the bc-LSTM text vectors | tokens: the transcripts, as above
+    text_model: minilm       the text model of `text: tokens` (harness/text_models.py)
+    max_text_tokens: 50      L, the token ids' padded length (MMSA's 50)
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,7 +41,7 @@ from harness.data.formats.registry import read_options, register_format
 from harness.data.spec import SPLITS
 from harness.data.split_arrays import SplitArrays
 from harness.errors import ConfigError, DataError
-from harness.schema import non_negative, probability
+from harness.schema import non_negative, positive, probability
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +67,8 @@ LEAK_WARNING = (
 @dataclass(frozen=True)
 class Utterances:
     """All utterances of the bundle, bc-LSTM train rows then test rows: features[m] (N, D_m)
-    float64, labels (N,) float64, ids / video_ids / bclstm_split / mode (N,) unicode."""
+    float64, labels (N,) float64, ids / video_ids / bclstm_split / mode / transcripts (N,)
+    unicode; with token-level text, tokens (N, 3, L) int64 and text_states (N, L, H) float32."""
 
     features: dict[str, np.ndarray]
     labels: np.ndarray
@@ -66,18 +76,29 @@ class Utterances:
     video_ids: np.ndarray
     bclstm_split: np.ndarray
     mode: np.ndarray
+    transcripts: np.ndarray
+    tokens: np.ndarray | None = None
+    text_states: np.ndarray | None = None
 
     def select(self, mask: np.ndarray) -> SplitArrays:
-        """The rows where `mask` (N,) is True as a store split: features (n, 1, D_m) float32."""
+        """The rows where `mask` (N,) is True as a store split: features (n, 1, D_m) float32
+        (text (n, L, H) with token-level text)."""
         n = int(mask.sum())
+        features = {
+            m: np.ascontiguousarray(x[mask, None, :], np.float32) for m, x in self.features.items()
+        }
+        lengths = {m: np.ones(n, dtype=np.int64) for m in self.features}
+        tokens = None
+        if self.tokens is not None and self.text_states is not None:
+            tokens = np.ascontiguousarray(self.tokens[mask])
+            features["text"] = np.ascontiguousarray(self.text_states[mask])
+            lengths["text"] = tokens[:, 1].sum(axis=1).astype(np.int64)
         return SplitArrays(
-            features={
-                m: np.ascontiguousarray(x[mask, None, :], np.float32)
-                for m, x in self.features.items()
-            },
-            lengths={m: np.ones(n, dtype=np.int64) for m in self.features},
+            features=features,
+            lengths=lengths,
             labels=self.labels[mask].astype(np.float32),
             ids=self.ids[mask].astype(str),
+            tokens=tokens,
         )
 
 
@@ -88,6 +109,9 @@ class BclstmOptions:
     split: Literal["bclstm", "mmsa_standard"] = "bclstm"  # SPLIT_MODES; mmsa_standard leaks
     valid_fraction: float = field(default=0.15, metadata={"check": probability})
     split_seed: int = field(default=0, metadata={"check": non_negative})
+    text: Literal["features", "tokens"] = "features"
+    text_model: str = "minilm"
+    max_text_tokens: int = field(default=50, metadata={"check": positive})
 
 
 @register_format("bclstm", BclstmOptions)
@@ -96,6 +120,8 @@ def read_bclstm(directory: Path, options: Mapping[str, Any]) -> dict[str, SplitA
     settings: BclstmOptions = read_options(BclstmOptions, options)
     split, valid_fraction, seed = settings.split, settings.valid_fraction, settings.split_seed
     utterances = read_bundle(Path(directory))
+    if settings.text == "tokens":
+        utterances = with_token_text(utterances, settings.text_model, settings.max_text_tokens)
     if split == "bclstm":
         assignment = bclstm_assignment(utterances, valid_fraction, seed)
     else:
@@ -103,6 +129,16 @@ def read_bclstm(directory: Path, options: Mapping[str, Any]) -> dict[str, SplitA
         warnings.warn(LEAK_WARNING, UserWarning, stacklevel=2)
         assignment = utterances.mode
     return {name: utterances.select(assignment == name) for name in SPLITS}
+
+
+def with_token_text(utterances: Utterances, text_model: str, max_tokens: int) -> Utterances:
+    """The utterances with their transcripts tokenized and encoded by the frozen text model."""
+    from harness.data.text_encoding import encode, tokenize
+    from harness.text_models import resolve
+
+    model = resolve(text_model, "text_model")
+    tokens = tokenize(utterances.transcripts.tolist(), model, max_tokens)
+    return replace(utterances, tokens=tokens, text_states=encode(tokens, model))
 
 
 def bclstm_assignment(utterances: Utterances, valid_fraction: float, seed: int) -> np.ndarray:
@@ -127,7 +163,9 @@ def bclstm_assignment(utterances: Utterances, valid_fraction: float, seed: int) 
 
 def read_bundle(directory: Path) -> Utterances:
     """Read and join every file of the bundle; each inconsistency raises a one-line DataError."""
-    transcript_ids, transcript_binary = _read_transcripts(directory / "data" / "transcripts.csv")
+    transcript_ids, transcript_binary, texts = _read_transcripts(
+        directory / "data" / "transcripts.csv"
+    )
     labels = _read_labels(directory / "label.csv", transcript_ids)
     rows, features, names = [], {m: [] for m in BUNDLE_MODALITIES}, []
     for split in BUNDLE_SPLITS:
@@ -145,6 +183,7 @@ def read_bundle(directory: Path) -> Utterances:
         video_ids=labels["video_id"][order],
         bclstm_split=np.concatenate(names),
         mode=labels["mode"][order],
+        transcripts=texts[order],
     )
 
 
@@ -212,8 +251,9 @@ def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
         raise DataError(f"{path}: not a well-formed CSV ({detail})") from None
 
 
-def _read_transcripts(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(ids (K,) unicode, binary labels (K,) int64) from transcripts.csv."""
+def _read_transcripts(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids (K,) unicode, binary labels (K,) int64, transcripts (K,) unicode) from
+    transcripts.csv."""
     import pandas as pd
 
     frame = _read_csv(path, header=None)
@@ -231,7 +271,7 @@ def _read_transcripts(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(
             f"{path}: row {row + 1} column 4 value {str(binary[row])!r}; expected 0 or 1"
         )
-    return ids, binary.astype(np.int64)
+    return ids, binary.astype(np.int64), frame[1].to_numpy(dtype=str)
 
 
 def _read_labels(path: Path, transcript_ids: np.ndarray) -> dict[str, np.ndarray]:

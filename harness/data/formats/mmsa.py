@@ -12,6 +12,9 @@ Layout: a dict {train, valid, test}, each a dict of
 
 Decisions (the dataset's params section may set `file`, `fill_nonfinite`, `clip_lengths`):
   * Text lengths are the attention mask's sum (text_bert row 1), else the full L_t.
+  * text_bert, when present, is kept as the store's token ids (`text_tokens`, int64 (N, 3, L_t);
+    harness/data/tokens.py checks them against the vocabulary of the dataset's `text_model`,
+    default the built-in MiniLM, whose vocabulary is bert-base-uncased's).
   * A declared length longer than its sequence is an error naming file, split, key and row
     (`clip_lengths: true` clips it to the sequence, with a warning giving the count).
   * A length of 0 (MMSA's mark of a missing modality) is stored as one all-zero time step,
@@ -74,6 +77,7 @@ class PickleOptions:
     file: str | None = None  # the pickle inside a directory (default: its only .pkl)
     fill_nonfinite: bool = False  # zero-fill NaN/Inf in text and vision instead of refusing
     clip_lengths: bool = False  # clip declared lengths longer than the sequence
+    text_model: str = "minilm"  # the text model of text_bert's ids (harness/text_models.py)
     kind: str | None = field(default=None, metadata={"derived": True})  # the dataset's kind
 
     @classmethod
@@ -340,25 +344,27 @@ def _mmsa_split(where: Where, raw: dict[str, Any], settings: PickleOptions) -> S
     n = check_keys(where, raw, keys)
     labels = to_labels(where, "regression_labels", raw.pop("regression_labels"), n, settings.kind)
     ids = to_ids(where, "id", raw.pop("id"), n)
-    features, lengths = {}, {}
+    features, lengths, tokens = {}, {}, None
     for m in MODALITIES:
         x = to_features(where, m, raw.pop(m), n)
         if m == "text":
-            lengths_key, declared = "text_bert", _text_lengths(where, raw.pop("text_bert", None), x)
+            tokens = _text_tokens(where, raw.pop("text_bert", None), x)
+            declared = np.full(n, x.shape[1], np.int64) if tokens is None else tokens[:, 1].sum(1)
+            lengths_key = "text_bert"
         else:
             lengths_key = f"{m}_lengths"
             declared = to_lengths(where, lengths_key, raw.pop(lengths_key), n)
         lengths[m] = apply_lengths(where, m, lengths_key, x, declared, settings.clip_lengths)
         clean_nonfinite(where, m, x, zero_neginf=m == "audio", fill=settings.fill_nonfinite)
         features[m] = x
-    return SplitArrays(features=features, lengths=lengths, labels=labels, ids=ids)
+    return SplitArrays(features=features, lengths=lengths, labels=labels, ids=ids, tokens=tokens)
 
 
-def _text_lengths(where: Where, text_bert: Any, text: np.ndarray) -> np.ndarray:
-    """(N,) int64: the attention mask's sum (text_bert (N, 3, L_t), row 1), else L_t."""
+def _text_tokens(where: Where, text_bert: Any, text: np.ndarray) -> np.ndarray | None:
+    """text_bert (N, 3, L_t) as int64 token ids (ids, attention mask, segment ids), or None."""
     n, steps = text.shape[:2]
     if text_bert is None:
-        return np.full(n, steps, dtype=np.int64)
+        return None
     tokens = np.asarray(text_bert)
     if tokens.shape != (n, 3, steps) or tokens.dtype.kind not in "biuf":
         raise where.error(
@@ -366,9 +372,14 @@ def _text_lengths(where: Where, text_bert: Any, text: np.ndarray) -> np.ndarray:
             f"expected a numeric array of shape ({n}, 3, {steps}) (ids, mask, segments; L_t of "
             f"key 'text'), got {tokens.dtype} of shape {tokens.shape}",
         )
+    if tokens.dtype.kind == "f":
+        bad = ~np.isfinite(tokens) | (tokens != np.round(tokens))
+        if bad.any():
+            row = first_row(bad)
+            raise where.error("text_bert", f"row {row} holds a non-integer token id or mask value")
     mask = tokens[:, 1, :]
     bad = (mask != 0) & (mask != 1)
     if bad.any():
         row = first_row(bad)
         raise where.error("text_bert", f"attention mask (row 1) at row {row} is not 0/1")
-    return mask.sum(axis=1).astype(np.int64)
+    return tokens.astype(np.int64)

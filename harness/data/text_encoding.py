@@ -1,0 +1,111 @@
+"""Transcripts to token ids and frozen token states, at fetch time (the fetch stage caches both in
+the feature store, so training never re-encodes a transcript).
+
+N = transcripts, L = max_length tokens, H = the text model's hidden size.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.data.split_arrays import SplitArrays
+from harness.data.tokens import MASK_ROW, TokenInfo
+from harness.errors import DataError
+from harness.text_models import (
+    BUILTIN,
+    TextModel,
+    check_spec,
+    load_encoder,
+    load_tokenizer,
+    resolve,
+)
+
+log = logging.getLogger("msabench")
+ENCODE_BATCH = 64
+
+
+def tokenize(texts: Sequence[str], model: TextModel, max_length: int) -> np.ndarray:
+    """Token ids (N, 3, L) int64 (ids, attention mask, segment ids), [CLS] ... [SEP] then padding,
+    truncated to L tokens, as MMSA's `text_bert`."""
+    tokenizer = load_tokenizer(model)
+    encoded = tokenizer(
+        list(texts),
+        padding="max_length",
+        truncation=True,
+        max_length=max_length,
+        return_token_type_ids=True,
+        return_attention_mask=True,
+    )
+    rows = [encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"]]
+    return np.stack([np.asarray(r, dtype=np.int64) for r in rows], axis=1)
+
+
+def encode(tokens: np.ndarray, model: TextModel, batch_size: int = ENCODE_BATCH) -> np.ndarray:
+    """The frozen model's final token states (N, L, H) float32 for tokens (N, 3, L), zeros at
+    padding (eval mode, no dropout; batches of `batch_size`)."""
+    import torch
+
+    encoder = load_encoder(model)
+    states = np.zeros((tokens.shape[0], tokens.shape[2], model.hidden_size), dtype=np.float32)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, tokens.shape[0], batch_size):
+            chunk = torch.from_numpy(tokens[start : start + batch_size])
+            longest = int(chunk[:, MASK_ROW].sum(dim=1).max())
+            chunk = chunk[:, :, :longest]
+            out = encoder(
+                input_ids=chunk[:, 0], attention_mask=chunk[:, 1], token_type_ids=chunk[:, 2]
+            ).last_hidden_state
+            out = out * chunk[:, 1].unsqueeze(-1).to(out.dtype)
+            states[start : start + len(chunk), :longest] = out.numpy()
+    log.info(
+        "encoded %d transcripts with %s in %.1f s",
+        len(tokens),
+        model.provenance(),
+        time.perf_counter() - started,
+    )
+    return states
+
+
+def token_info(model: TextModel, max_length: int) -> TokenInfo:
+    """The manifest entry for token ids of `model`'s tokenizer, padded to `max_length`."""
+    tokenizer = load_tokenizer(model)
+    special = {
+        "cls_id": tokenizer.cls_token_id,
+        "sep_id": tokenizer.sep_token_id,
+        "pad_id": tokenizer.pad_token_id,
+        "unk_id": tokenizer.unk_token_id,
+    }
+    missing = [name for name, value in special.items() if value is None]
+    if missing:
+        raise DataError(
+            f"text model {model.spec!r}: its tokenizer has no {', '.join(missing)}; expected a "
+            "BERT-style tokenizer ([CLS], [SEP], [PAD], [UNK])"
+        )
+    return TokenInfo(
+        model=model.spec,
+        name=model.name,
+        revision=model.revision,
+        sha256=model.sha256,
+        vocab_size=model.vocab_size,
+        hidden_size=model.hidden_size,
+        max_length=max_length,
+        **{k: int(v) for k, v in special.items()},
+    )
+
+
+def splits_token_info(
+    splits: Mapping[str, SplitArrays], options: Mapping[str, Any], key: str
+) -> TokenInfo | None:
+    """The TokenInfo of splits that hold token ids (None if none do), for the dataset's
+    `text_model` option (default the built-in MiniLM); its vocabulary checks the ids."""
+    lengths = {s.tokens.shape[2] for s in splits.values() if s.tokens is not None}
+    if not lengths:
+        return None
+    spec = check_spec(options.get("text_model", BUILTIN), f"{key}.text_model")
+    return token_info(resolve(spec, f"{key}.text_model"), max(lengths))
