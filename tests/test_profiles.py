@@ -88,7 +88,7 @@ def test_the_full_profile_fixes_no_hyperparameter_and_tunes_for_real() -> None:
     assert any(default.method(m).hparams for m in default.benchmark.methods)
     assert full.tune.n_trials > default.tune.n_trials
     assert full.train.max_epochs > default.train.max_epochs
-    assert full.benchmark.datasets == ("synth", "mosi_bclstm")
+    assert full.benchmark.datasets == ("synth", "mosi_bclstm", "mosi_tokens")
     assert full.datasets["mosi_bclstm"] == default.datasets["mosi_bclstm"]  # same declaration
     assert full.seeds == default.seeds and full.compare == default.compare
 
@@ -112,7 +112,7 @@ def test_profile_command_prints_the_dvc_experiment(capsys, monkeypatch) -> None:
     monkeypatch.chdir(REPO)
     assert main(["profile", "full"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("dvc exp run -S 'benchmark.datasets=[synth,mosi_bclstm]'")
+    assert line.startswith("dvc exp run -S 'benchmark.datasets=[synth,mosi_bclstm,mosi_tokens]'")
     assert "-S '~methods.tfn.hparams'" in line and "-S tune.n_trials=50" in line
 
 
@@ -128,3 +128,11 @@ def test_profile_run_calls_dvc_exp_run_with_each_override(monkeypatch) -> None:
     (command,) = calls
     assert command[:3] == ["dvc", "exp", "run"] and command[-1] == "--temp"
     assert command.count("-S") == len(load_profile("full", PROFILES).set_params)
+
+
+def test_the_mosi_tokens_profile_runs_both_real_mosi_datasets_at_a_cpu_budget() -> None:
+    tokens = profile_params(load_profile("mosi-tokens"), PARAMS)
+    assert tokens.benchmark.datasets == ("mosi_bclstm", "mosi_tokens")
+    assert tokens.probe.datasets == ()
+    assert (tokens.tune.n_trials, tokens.tune.max_epochs) == (4, 6)
+    assert (tokens.train.max_epochs, tokens.train.patience) == (10, 3)

@@ -192,11 +192,12 @@ def _log_best(study: optuna.Study) -> None:
 def _tag_fields(job: TuningJob, study_name: str, worker: int) -> dict:
     """The arguments of `standard_tags` shared by a study's parent run and its trials."""
     device = training_loop.resolve_device(job.params.device)
+    fixed = job.method_cls.resolve_hparams(job.spec.kind, job.method_config.hparams)
+    text = text_model_tags(job.method_cls.text_model_facts(fixed, job.spec))
     return {
         "stage": "tune", "dataset": job.dataset, "method": job.method_cls.name,
         "data_hash": job.data_hash, "hardware": hardware_facts(device), "study": study_name,
-        "worker": worker, **text_model_tags(job.method_cls.text_model_facts(
-            job.method_cls.resolve_hparams(job.spec.kind, job.method_config.hparams), job.spec)),
+        "worker": worker, **text,
     }  # fmt: skip
 
 
