@@ -1,7 +1,8 @@
 """What fine-tuning the text encoder buys a method: the same method, tuned hyperparameters and
 seeds as a finished train stage whose runs fine-tuned the dataset's text model, trained again
-with that model frozen (`text_finetune: false`, the same pooling and the same layers), then
-paired tests of fine-tuned against frozen on every headline metric: the paired t-test over seeds
+on frozen text (`--baseline features`: the method's feature path over the stored frozen token
+states, `text_encoder: features`, as msabench ran these methods before it fine-tuned; `frozen`:
+the same pooling and layers over the model run frozen, `text_finetune: false`), then paired tests of fine-tuned against frozen on every headline metric: the paired t-test over seeds
 and the paired bootstrap over test samples (the comparison tables' own functions), Holm-adjusted
 across the table's comparisons.
 
@@ -46,8 +47,8 @@ def _fine_tuned(dataset: str, method: str, seeds: list[int]):
     return scores, np.array(predictions), truths
 
 
-def _frozen(dataset: str, method: str, params):
-    """({metric: (S,)}, predictions (S, N), seconds) of the frozen variant over params.seeds."""
+def _frozen(dataset: str, method: str, params, baseline: str):
+    """({metric: (S,)}, predictions (S, N), seconds) of the frozen-text variant over the seeds."""
     from harness import paths
     from harness.records import TuningRecord
     from harness.training.loop import LoopConfig
@@ -59,7 +60,10 @@ def _frozen(dataset: str, method: str, params):
     hparams = method_cls.resolve_hparams(
         params.dataset(dataset).kind, params.method(method).hparams, best.params
     )
-    hparams = replace(hparams, text_finetune=False)
+    if baseline == "frozen":
+        hparams = replace(hparams, text_finetune=False)
+    else:
+        hparams = replace(hparams, text_encoder="features")
     loop = LoopConfig.for_training(params)
     store = paths.feature_store(dataset)
     tasks = [SeedTask(method, hparams, store, dataset, loop, seed) for seed in params.seeds]
@@ -73,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mosi_tokens")
     parser.add_argument("--methods", nargs="*", default=["misa", "mmim", "self_mm"])
+    parser.add_argument("--baseline", choices=["features", "frozen"], default="features")
     args = parser.parse_args()
     from harness.config import load_params
     from harness.metrics import metric_label
@@ -83,7 +88,7 @@ def main() -> None:
     rows, pvalues = [], []
     for method in args.methods:
         tuned, tuned_predictions, truths = _fine_tuned(args.dataset, method, list(params.seeds))
-        frozen, frozen_predictions, seconds = _frozen(args.dataset, method, params)
+        frozen, frozen_predictions, seconds = _frozen(args.dataset, method, params, args.baseline)
         boot = seed_averaged_bootstrap_test(
             "mosi", tuned_predictions, frozen_predictions, truths, seed=params.compare.seed
         )
@@ -91,10 +96,10 @@ def main() -> None:
             t_p = paired_ttest(tuned[metric], frozen[metric])
             rows.append((method, metric, tuned[metric], frozen[metric], t_p, boot[metric][1]))
             pvalues += [t_p, boot[metric][1]]
-        print(f"{method}: frozen variant trained in {seconds:.0f} s (5 seeds)", flush=True)
+        print(f"{method}: {args.baseline} variant trained in {seconds:.0f} s", flush=True)
     adjusted = holm(np.array(pvalues))
     print(
-        "\n| method | metric | fine-tuned | frozen | difference | t-test p (Holm) | "
+        f"\n| method | metric | fine-tuned | {args.baseline} | difference | t-test p (Holm) | "
         "bootstrap p (Holm) |\n|---|---|---|---|---|---|---|"
     )
     for i, (method, metric, tuned, frozen, _, _) in enumerate(rows):
