@@ -61,7 +61,9 @@ def main() -> None:
     from methods import METHODS
 
     methods = args.methods or METHODS.names()
-    print("| method | text | batch | trainable parameters | s / epoch (train + valid) | valid MAE |")
+    print(
+        "| method | text | batch | trainable parameters | s / epoch (train + valid) | valid MAE |"
+    )
     print("|---|---|---|---|---|---|")
     for method in methods:
         for mode in args.modes:

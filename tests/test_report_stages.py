@@ -5,6 +5,7 @@ reproduced values."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,46 @@ def test_papers_stage_puts_reported_beside_reproduced(project: Path) -> None:
     fine = (paths.papers_dir() / "fine-mosi-mosei.md").read_text()
     assert "dataset not mapped" in fine  # MOSEI
     assert r"\toprule" in (paths.papers_dir() / "fine-mosi-mosei.tex").read_text()
+
+
+MINILM = {
+    "name": "all-MiniLM-L6-v2", "revision": "1110a243", "sha256": "53aa51172d14" + "0" * 52,
+}  # fmt: skip
+
+
+def test_paper_tables_name_the_text_model_of_their_runs(project: Path) -> None:
+    """Runs that read token ids put the text model's name, revision and checksum, and how each
+    method used it, on a line of its own under the paper table (.md and .tex)."""
+    for method, level in LEVELS.items():
+        encoder = "fine-tuned" if method == "mult" else "features"
+        for seed in (1, 2, 3):
+            record = _record("synth", method, seed, _metrics(level, seed))
+            replace(record, text_model={**MINILM, "encoder": encoder}).save(
+                paths.run_record("synth", method, seed)
+            )
+    params = _params(project, ["synth"], tables=["mmsa-mosi"], datasets={"MOSI": "synth"})
+    paper_stage.run(params)
+    text = (paths.papers_dir() / "mmsa-mosi.md").read_text()
+    line = (
+        "- Text model: all-MiniLM-L6-v2@1110a243 (weights sha256 53aa51172d14); its frozen "
+        "token states read as features by lf_dnn, tfn; fine-tuned by mult."
+    )
+    assert line in text.splitlines()
+    tex = (paths.papers_dir() / "mmsa-mosi.tex").read_text()
+    assert (
+        r"Text model: all-MiniLM-L6-v2@1110a243 (weights sha256 53aa51172d14); its frozen "
+        r"token states read as features by lf\_dnn, tfn; fine-tuned by mult.\par"
+    ) in tex
+
+
+def test_paper_tables_without_token_runs_have_no_text_model_line(project: Path) -> None:
+    for method, level in LEVELS.items():
+        for seed in (1, 2, 3):
+            _record("synth", method, seed, _metrics(level, seed)).save(
+                paths.run_record("synth", method, seed)
+            )
+    paper_stage.run(_params(project, ["synth"], tables=["mmsa-mosi"], datasets={"MOSI": "synth"}))
+    assert "Text model" not in (paths.papers_dir() / "mmsa-mosi.md").read_text()
 
 
 def test_papers_stage_writes_only_tables_with_runs_and_an_index(project: Path) -> None:

@@ -190,9 +190,10 @@ def _body(frame: pd.DataFrame, table: PaperTable, style: _Style) -> list[list[st
     return body
 
 
-def render_markdown(frame: pd.DataFrame, table: PaperTable) -> str:
+def render_markdown(frame: pd.DataFrame, table: PaperTable, text_model: str = "") -> str:
     """Markdown: a heading, the table in the paper's layout (two cells per column: reported,
-    reproduced) and the legend/provenance lines under it."""
+    reproduced) and the legend/provenance lines under it (`text_model`: the runs' text-model
+    sentence, `harness.reports.provenance.text_model_note`, a line of its own when not empty)."""
     headers = ["Method"]
     for block in table.blocks:
         for column in block.columns:
@@ -206,16 +207,16 @@ def render_markdown(frame: pd.DataFrame, table: PaperTable) -> str:
         disable_numparse=True,
         colalign=("left",) + ("right",) * (len(headers) - 1),
     )
-    notes = "\n".join(f"- {line}" for line in _footer(frame, table, _MARKDOWN))
+    notes = "\n".join(f"- {line}" for line in _footer(frame, table, _MARKDOWN, text_model))
     return f"## {table.title}\n\n{grid}\n\n{notes}\n"
 
 
-def render_latex(frame: pd.DataFrame, table: PaperTable) -> str:
+def render_latex(frame: pd.DataFrame, table: PaperTable, text_model: str = "") -> str:
     r"""A booktabs `table` float: the paper's columns split into stacked tabulars that fit the
     345 pt text width (`harness.reports.latex.split_columns`, cutting at a paper dataset's
     boundary where it can), each with a \multicolumn header per paper dataset and per column
     (with \cmidrule), "paper"/"reproduced" sub-columns and the method column; the footer lines
-    under the tabulars."""
+    under the tabulars (`text_model` as in `render_markdown`)."""
     body = _body(frame, table, _LATEX)
     columns = [(block, column) for block in table.blocks for column in block.columns]
     starts, first = [], 0
@@ -233,7 +234,7 @@ def render_latex(frame: pd.DataFrame, table: PaperTable) -> str:
     notes = "\n".join(
         [
             r"\begin{minipage}{\linewidth}\raggedright",
-            *(rf"{line}\par" for line in _footer(frame, table, _LATEX)),
+            *(rf"{line}\par" for line in _footer(frame, table, _LATEX, text_model)),
             r"\end{minipage}",
         ]
     )
@@ -241,7 +242,10 @@ def render_latex(frame: pd.DataFrame, table: PaperTable) -> str:
     floats = split_floats(
         [tabular_height(3 + len(table.rows), _LATEX_SIZE, cmidrule_lines=2)] * len(tabulars),
         first=caption_height(table.title, _LATEX_SIZE),
-        last=sum(paragraph_height(line, _LATEX_SIZE) for line in _footer(frame, table, _PLAIN)),
+        last=sum(
+            paragraph_height(line, _LATEX_SIZE)
+            for line in _footer(frame, table, _PLAIN, text_model)
+        ),
         continued=caption_height(f"{table.title}, continued (Table 10).", _LATEX_SIZE),
     )
     parts = [
@@ -320,8 +324,11 @@ def render_csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def _footer(frame: pd.DataFrame, table: PaperTable, style: _Style) -> list[str]:
-    """Legend and provenance lines, in the output format's markup."""
+def _footer(
+    frame: pd.DataFrame, table: PaperTable, style: _Style, text_model: str = ""
+) -> list[str]:
+    """Legend and provenance lines, in the output format's markup; the text-model sentence
+    (`text_model`, empty for runs without token ids) is a line of its own."""
     first = frame.iloc[0]
     level = style.escape(f"{first['confidence']:.0%}")
     statuses = [s for s in STATUSES if s != "ok" and s in set(frame["status"])]
@@ -352,7 +359,7 @@ def _footer(frame: pd.DataFrame, table: PaperTable, style: _Style) -> list[str]:
         f"{first['n_resamples']} resamples, "
         f"seed {first['ci_seed']}); cells with fewer than 2 seeds have none.",
         f"Note: {style.escape(table.note)}",
-    ]
+    ] + ([style.escape(text_model.strip())] if text_model.strip() else [])
 
 
 def _sentence(text: str) -> str:
@@ -512,12 +519,15 @@ def _to_fill(
 # ------------------------------------------------------------------------------------ writing
 
 
-def write_paper_table(table: PaperTable, frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Write out_dir/<table.name>.md, .tex and .csv atomically; return the three paths."""
+def write_paper_table(
+    table: PaperTable, frame: pd.DataFrame, out_dir: str | Path, text_model: str = ""
+) -> list[Path]:
+    """Write out_dir/<table.name>.md, .tex and .csv atomically (`text_model` as in
+    `render_markdown`); return the three paths."""
     out_dir = Path(out_dir)
     outputs = {
-        out_dir / f"{table.name}.md": render_markdown(frame, table),
-        out_dir / f"{table.name}.tex": render_latex(frame, table),
+        out_dir / f"{table.name}.md": render_markdown(frame, table, text_model),
+        out_dir / f"{table.name}.tex": render_latex(frame, table, text_model),
         out_dir / f"{table.name}.csv": render_csv(frame),
     }
     for path, text in outputs.items():

@@ -17,7 +17,8 @@ from harness.io_utils import atomic_directory, write_text_atomic
 from harness.papers.render import render_index, write_paper_table
 from harness.papers.reproduce import reproduce_table
 from harness.papers.tables import PaperTable, paper_table, paper_tables
-from harness.records import load_records
+from harness.records import RunResult, load_records
+from harness.reports.provenance import text_model_note
 from harness.tracking import Tracker, log_artifact, standard_tags
 
 
@@ -92,22 +93,31 @@ def _write_index(params: Params, runs: dict, written: set[str], out_dir: Path) -
     write_text_atomic(out_dir / "README.md", text)
 
 
-def _paper_runs(params: Params) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
-    """{dataset: {method: {seed: test metrics}}} of every run record of a mapped dataset (all
-    registered methods, the params' seeds)."""
+def _paper_records(params: Params) -> list[RunResult]:
+    """Every run record of a mapped dataset (all registered methods) at the params' seeds."""
     mapped = {d for d in params.paper.datasets.values() if d is not None}
+    return [
+        record
+        for record in load_records(paths.all_runs())
+        if record.dataset in mapped and record.seed in params.seeds
+    ]
+
+
+def _paper_runs(params: Params) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    """{dataset: {method: {seed: test metrics}}} of `_paper_records`."""
     runs: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
-    for record in load_records(paths.all_runs()):
-        if record.dataset in mapped and record.seed in params.seeds:
-            runs.setdefault(record.dataset, {}).setdefault(record.method, {})[record.seed] = (
-                record.metrics
-            )
+    for record in _paper_records(params):
+        runs.setdefault(record.dataset, {}).setdefault(record.method, {})[record.seed] = (
+            record.metrics
+        )
     return runs
 
 
 def _write_paper(params: Params, table, runs: dict, out_dir: Path, tracker: Tracker) -> None:
     frame = reproduce_table(table, runs, dict(params.paper.datasets), seed=params.compare.seed)
-    written = write_paper_table(table, frame, out_dir)
+    datasets = set(_run_datasets(params, table, runs))
+    records = [r for r in _paper_records(params) if r.dataset in datasets]
+    written = write_paper_table(table, frame, out_dir, text_model_note(records))
     tags = standard_tags("paper", ",".join(sorted(runs)) or "none", paper_table=table.name)
     with tracker.run("papers", f"paper/{table.name}", f"paper-{table.name}", tags):
         for path in written:
