@@ -306,10 +306,12 @@ def log_params(hparams: Mapping[str, Any]) -> None:
 
 
 def log_epoch(log: EpochLog, prefix: str = "") -> None:
-    """Per-epoch curves: train_<term> and valid_<metric>, at step = epoch."""
+    """Per-epoch curves: train_<term>, valid_<metric>, epoch_seconds and learning_rate (the
+    main optimiser's, after the recipe's scheduler), at step = epoch."""
     values = {f"{prefix}train_{k}": v for k, v in log.train.items()}
     values.update({f"{prefix}valid_{k}": v for k, v in log.valid.items()})
     values[f"{prefix}epoch_seconds"] = log.seconds
+    values[f"{prefix}learning_rate"] = log.learning_rate
     mlflow.log_metrics(_floats(values), step=log.epoch)
 
 

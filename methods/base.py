@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from abc import ABCMeta, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -58,12 +58,31 @@ def register_method(name: str):
 
 @dataclass(frozen=True)
 class OptimHparams:
-    """Hyperparameters every method has (the loop reads these)."""
+    """Hyperparameters every method has (the loop reads these).
+
+    The training recipe is part of them, so each method declares its reference's recipe next
+    to its other defaults (MMSA's trainer for the method where MMSA has it) and a user can switch
+    any part of it in params.yaml: gradient accumulation, clipping by norm or by value, a
+    learning-rate schedule. Parameter groups with their own rates are `parameter_groups`, and
+    alternating optimisation passes are `training_passes` (below)."""
 
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 32
-    grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
+    grad_clip: float = 0.0  # the clipping threshold; 0 disables clipping
+    # GRAD_CLIP_MODES: "norm" clips the global norm of every parameter's gradient before each
+    # optimiser step; "value" clips each gradient entry to [-grad_clip, grad_clip] after every
+    # backward, as MMSA's MulT, MISA and TFN trainers do (`clip_grad_value_` per batch)
+    grad_clip_mode: str = "norm"
+    # batches whose gradients are summed (not averaged) into one optimiser step (MMSA's
+    # `update_epochs`); a remainder at an epoch's end is dropped, as MMSA's trainers drop it
+    grad_accumulation: int = 1
+    # LR_SCHEDULERS: "none", or "plateau": torch's ReduceLROnPlateau on the validation selection
+    # metric after every epoch (with select_metric mae that is MMSA's validation L1 loss), its
+    # `scheduler_factor` and `scheduler_patience`, on the main optimiser
+    lr_scheduler: str = "none"
+    scheduler_factor: float = 0.1
+    scheduler_patience: int = 5
     text_encoder: str = "auto"  # TEXT_ENCODERS: auto | features | pretrained
     text_finetune: bool = True  # pretrained encoder fine-tuned (True) or frozen
     learning_rate_bert: float = 5e-5  # the pretrained encoder's group (MMSA's BERT settings)
@@ -71,6 +90,22 @@ class OptimHparams:
 
 
 TEXT_ENCODERS = ("auto", "features", "pretrained")
+GRAD_CLIP_MODES = ("norm", "value")
+LR_SCHEDULERS = ("none", "plateau")
+
+
+@dataclass(frozen=True)
+class TrainingPass:
+    """A whole pass over the training split that the loop runs before the main pass in every
+    epoch, with an optimiser of its own (Adam over `parameter_groups`, built once per fit) and a
+    loss of its own (`loss_terms(batch)`: named scalar terms, minimised as a sum). Gradients
+    reach every parameter the loss depends on and are clipped as the method's recipe says, but
+    only this pass's parameters are stepped: MMSA's MMIM trains its likelihood bound so
+    (`train_mmilb`, then `train_others`, each epoch)."""
+
+    name: str
+    parameter_groups: list[dict[str, Any]]
+    loss_terms: Callable[[Batch], dict[str, torch.Tensor]]
 
 
 class MsaMethod(nn.Module, metaclass=ABCMeta):
@@ -185,6 +220,7 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
                 f"{where}.text_encoder: expected one of {', '.join(TEXT_ENCODERS)}, "
                 f"got {hparams.text_encoder!r}"
             )
+        _check_recipe(hparams, where)
         if hparams.learning_rate_bert <= 0 or hparams.weight_decay_bert < 0:
             raise ConfigError(
                 f"{where}.learning_rate_bert/weight_decay_bert: expected > 0 and >= 0, got "
@@ -216,9 +252,43 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
         """Optimiser parameter groups; default one group with the method's lr/weight decay."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
+    def training_passes(self) -> list[TrainingPass]:
+        """Passes over the training split that run before the main pass in every epoch, each
+        with its own optimiser and loss (default: none; MMIM's likelihood-bound pass)."""
+        return []
+
     def loss_weights(self) -> dict[str, float]:
         """The weight of every named loss term (for docs and the zero-weight contract)."""
         return {"task": 1.0}
+
+
+def _check_recipe(hparams: OptimHparams, where: str) -> None:
+    """The training recipe's values: ConfigError naming `where`.<key> for one the loop cannot
+    run."""
+    if hparams.grad_clip_mode not in GRAD_CLIP_MODES:
+        raise ConfigError(
+            f"{where}.grad_clip_mode: expected one of {', '.join(GRAD_CLIP_MODES)}, "
+            f"got {hparams.grad_clip_mode!r}"
+        )
+    if hparams.lr_scheduler not in LR_SCHEDULERS:
+        raise ConfigError(
+            f"{where}.lr_scheduler: expected one of {', '.join(LR_SCHEDULERS)}, "
+            f"got {hparams.lr_scheduler!r}"
+        )
+    if hparams.grad_clip < 0:
+        raise ConfigError(
+            f"{where}.grad_clip: expected >= 0 (0 = no clipping), got {hparams.grad_clip}"
+        )
+    if hparams.grad_accumulation < 1:
+        raise ConfigError(
+            f"{where}.grad_accumulation: expected >= 1 batches per step, got "
+            f"{hparams.grad_accumulation}"
+        )
+    if not 0 < hparams.scheduler_factor < 1 or hparams.scheduler_patience < 0:
+        raise ConfigError(
+            f"{where}.scheduler_factor/scheduler_patience: expected a factor in (0, 1) and a "
+            f"patience >= 0, got {hparams.scheduler_factor} and {hparams.scheduler_patience}"
+        )
 
 
 def _coerce(value: Any, field: dataclasses.Field, key: str) -> Any:

@@ -92,6 +92,8 @@ class EpochLog:
     train: dict[str, float]
     valid: dict[str, float]
     seconds: float
+    # the main optimiser's first group's rate for the next epoch (after the recipe's scheduler)
+    learning_rate: float = math.nan
 
 
 @dataclass
@@ -159,7 +161,14 @@ def fit(
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
     model.to(device)
+    # the method's own passes first, then the main one (loss_terms over model(batch))
+    passes = [
+        _Pass(p.name, _adam(p.parameter_groups, model.hparams), p.loss_terms)
+        for p in model.training_passes()
+    ]
     optimizer = _make_optimizer(model)
+    passes.append(_Pass("main", optimizer, None))
+    scheduler = _make_scheduler(model.hparams, optimizer, config.select_metric)
     # mixed precision only where it exists (CUDA); on CPU the option changes nothing
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     shuffle = torch.Generator().manual_seed(seed)
@@ -167,13 +176,18 @@ def fit(
     history: list[EpochLog] = []
     for epoch in range(1, config.max_epochs + 1):
         started = time.perf_counter()
-        train_losses = _train_epoch(
-            model, optimizer, train, shuffle, device, config, context, epoch, scaler
-        )
+        train_losses: dict[str, float] = {}
+        for one in passes:
+            train_losses.update(
+                _train_epoch(model, one, train, shuffle, device, config, context, epoch, scaler)
+            )
         valid_metrics = evaluate(model, valid, config.eval_batch_size, device)[0]
-        log = EpochLog(epoch, train_losses, valid_metrics, time.perf_counter() - started)
-        history.append(log)
         score = valid_metrics[config.select_metric]
+        if scheduler is not None:
+            scheduler.step(score)
+        rate = float(optimizer.param_groups[0]["lr"])
+        log = EpochLog(epoch, train_losses, valid_metrics, time.perf_counter() - started, rate)
+        history.append(log)
         if best_state is None or is_better(
             config.select_metric, score, best_valid.get(config.select_metric, math.nan)
         ):
@@ -191,17 +205,45 @@ def fit(
     return FitOutcome(model, best_epoch, best_valid, history)
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """One pass of an epoch: its optimiser, and its loss (None: the method's loss_terms over
+    model(batch), with the extra step before each batch)."""
+
+    name: str
+    optimizer: torch.optim.Optimizer
+    loss_terms: Callable[[Batch], dict[str, torch.Tensor]] | None
+
+
 def _make_optimizer(model: MsaMethod) -> torch.optim.Optimizer:
-    """Adam over the method's parameter groups, fused (one kernel for every parameter) where
-    torch has it (CPU and CUDA): 10x faster than the per-parameter loop on a 9M-parameter model
-    (TFN), which otherwise spends a fifth of each step in the optimiser (bench/README.md).
-    A fine-tuned pretrained text encoder's parameters leave the method's groups for a group of
-    their own (`text_encoder`: learning_rate_bert, weight_decay_bert), as MMSA does."""
-    hp = model.hparams
-    groups = text_encoder_groups(model)
+    """The main pass's Adam over the method's parameter groups. A fine-tuned pretrained text
+    encoder's parameters leave the method's groups for a group of their own (`text_encoder`:
+    learning_rate_bert, weight_decay_bert), as MMSA does."""
+    return _adam(text_encoder_groups(model), model.hparams)
+
+
+def _adam(groups: list[dict[str, Any]], hp: OptimHparams) -> torch.optim.Optimizer:
+    """Adam over parameter groups (lr and weight decay from `hp` where a group sets none),
+    fused (one kernel for every parameter) where torch has it (CPU and CUDA): 10x faster than
+    the per-parameter loop on a 9M-parameter model (TFN), which otherwise spends a fifth of each
+    step in the optimiser (bench/README.md)."""
     devices = {p.device.type for group in groups for p in group["params"]}
     fused = devices <= {"cpu", "cuda"}
     return torch.optim.Adam(groups, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=fused)
+
+
+def _make_scheduler(
+    hp: OptimHparams, optimizer: torch.optim.Optimizer, select_metric: str
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """The recipe's learning-rate schedule on the main optimiser, or None: `plateau` reduces
+    every group's rate by `scheduler_factor` after `scheduler_patience` epochs without a better
+    validation `select_metric` (its direction from the metric)."""
+    if hp.lr_scheduler == "none":
+        return None
+    mode = "max" if is_better(select_metric, 1.0, 0.0) else "min"
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode=mode, factor=hp.scheduler_factor, patience=hp.scheduler_patience
+    )
 
 
 def text_encoder_groups(model: MsaMethod) -> list[dict[str, Any]]:
@@ -230,7 +272,7 @@ def text_encoder_groups(model: MsaMethod) -> list[dict[str, Any]]:
 
 def _train_epoch(
     model: MsaMethod,
-    optimizer: torch.optim.Optimizer,
+    one: _Pass,
     split: SplitData,
     shuffle: torch.Generator,
     device: torch.device,
@@ -239,9 +281,10 @@ def _train_epoch(
     epoch: int,
     scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    """One pass over the training split; returns the mean of each named term over batches.
-    With an enabled `scaler` (CUDA AMP) the forward pass and losses run under float16 autocast
-    and the loss is scaled for backward; a method's extra step stays in float32."""
+    """One pass over the training split; returns the mean of each named term over batches
+    (a method's own pass: its terms, "total" named "<pass>_total"). With an enabled `scaler`
+    (CUDA AMP) the forward pass and losses run under float16 autocast and the loss is scaled
+    for backward; a method's extra step stays in float32."""
     scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
     model.train()
     batch_size = model.hparams.batch_size
@@ -250,45 +293,67 @@ def _train_epoch(
     total = num_batches(len(split), batch_size, drop_last)
     batches = iterate_batches(split, batch_size, True, shuffle, drop_last)
     desc = f"{context.method}/{context.dataset} seed {context.seed} epoch {epoch}"
+    if one.loss_terms is not None:
+        desc += f" ({one.name})"
     show = None if config.progress else True
     ahead = config.prefetch if device.type == "cuda" else 0  # on CPU a thread only competes
     with closing(prefetch(batches, device, ahead)) as ahead:
         progress = tqdm(ahead, total=total, desc=desc, leave=False, disable=show)
-        sums = _train_batches(model, optimizer, progress, scaler, context, epoch)
+        sums = _train_batches(model, one, progress, scaler, context, epoch)
     return {name: float(value) / total for name, value in sums.items()}
 
 
 def _train_batches(
     model: MsaMethod,
-    optimizer: torch.optim.Optimizer,
+    one: _Pass,
     batches: Iterable[Batch],
     scaler: torch.amp.GradScaler,
     context: RunContext,
     epoch: int,
 ) -> dict[str, torch.Tensor]:
-    """One optimisation step per batch (already on the model's device); returns each named
-    term's sum over the batches, as tensors on the device (read once per epoch: no sync per
-    term). With an enabled `scaler` the forward pass and losses run under float16 autocast."""
+    """The pass over batches already on the model's device, as the method's recipe says: the
+    gradients of `grad_accumulation` batches summed into each optimiser step (a remainder at the
+    end dropped, as MMSA drops it), clipped by value after every backward or by global norm
+    before every step. Returns each named term's sum over the batches, as tensors on the device
+    (read once per epoch: no sync per term). With an enabled `scaler` the forward pass and
+    losses run under float16 autocast."""
+    hp = model.hparams
+    optimizer = one.optimizer
+    parameters = [p for p in model.parameters() if p.requires_grad]
     sums: dict[str, torch.Tensor] = {}
-    for batch in batches:
+    for index, batch in enumerate(batches):
         device = batch.labels.device
         with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             batch = model.prepare_batch(batch)
-        # the extra step sees the prepared batch without its graph (it has its own backward)
-        values: dict[str, float | torch.Tensor] = dict(model.extra_step(_detached(batch)))
+        values: dict[str, float | torch.Tensor] = {}
+        if one.loss_terms is None:
+            # the extra step sees the prepared batch without its graph (it has its own backward)
+            values.update(model.extra_step(_detached(batch)))
         with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
-            terms = model.loss_terms(batch, model(batch))
+            terms = (
+                model.loss_terms(batch, model(batch))
+                if one.loss_terms is None
+                else one.loss_terms(batch)
+            )
             loss = torch.stack([term.float() for term in terms.values()]).sum()
         _check_finite(loss, terms, context, epoch)
-        optimizer.zero_grad(set_to_none=True)
+        if index % hp.grad_accumulation == 0:
+            model.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if model.hparams.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), model.hparams.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        # clipping acts on the (AMP-)scaled gradients at the scaled threshold: the same clip,
+        # and it covers every parameter, not only those of this pass's optimiser (MMSA clips
+        # model.parameters()), where unscale_ would reach only the optimiser's own
+        threshold = hp.grad_clip * (scaler.get_scale() if scaler.is_enabled() else 1.0)
+        if hp.grad_clip > 0 and hp.grad_clip_mode == "value":
+            torch.nn.utils.clip_grad_value_(parameters, threshold)
+        if (index + 1) % hp.grad_accumulation == 0:
+            if hp.grad_clip > 0 and hp.grad_clip_mode == "norm":
+                torch.nn.utils.clip_grad_norm_(parameters, threshold)
+            scaler.step(optimizer)
+            scaler.update()
+        total = "total" if one.loss_terms is None else f"{one.name}_total"
         values.update({name: term.detach().double() for name, term in terms.items()})
-        values["total"] = loss.detach().double()
+        values[total] = loss.detach().double()
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + value
     return sums
