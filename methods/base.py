@@ -35,6 +35,7 @@ from torch import nn
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
 from harness.registry import Registry
+from methods.common.heads import OUTPUT_HEADS
 from methods.common.pretrained_text import PretrainedTextEncoder
 from methods.search_space import SearchSpace
 
@@ -83,6 +84,10 @@ class OptimHparams:
     lr_scheduler: str = "none"
     scheduler_factor: float = 0.1
     scheduler_patience: int = 5
+    # OUTPUT_HEADS (methods/common/heads.py): how the score leaves the model: "linear" (MMSA's
+    # LF-DNN, LMF, MulT, MISA, MMIM, Self-MM), "sigmoid" into the label range (MMSA's TFN), or
+    # "clamp" into it with a straight-through gradient
+    output_head: str = "sigmoid"
     text_encoder: str = "auto"  # TEXT_ENCODERS: auto | features | pretrained
     text_finetune: bool = True  # pretrained encoder fine-tuned (True) or frozen
     learning_rate_bert: float = 5e-5  # the pretrained encoder's group (MMSA's BERT settings)
@@ -263,8 +268,8 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
 
 
 def _check_recipe(hparams: OptimHparams, where: str) -> None:
-    """The training recipe's values: ConfigError naming `where`.<key> for one the loop cannot
-    run."""
+    """The training recipe's and output head's values: ConfigError naming `where`.<key> for one
+    the loop or the method cannot use."""
     if hparams.grad_clip_mode not in GRAD_CLIP_MODES:
         raise ConfigError(
             f"{where}.grad_clip_mode: expected one of {', '.join(GRAD_CLIP_MODES)}, "
@@ -274,6 +279,11 @@ def _check_recipe(hparams: OptimHparams, where: str) -> None:
         raise ConfigError(
             f"{where}.lr_scheduler: expected one of {', '.join(LR_SCHEDULERS)}, "
             f"got {hparams.lr_scheduler!r}"
+        )
+    if hparams.output_head not in OUTPUT_HEADS:
+        raise ConfigError(
+            f"{where}.output_head: expected one of {', '.join(OUTPUT_HEADS)}, "
+            f"got {hparams.output_head!r}"
         )
     if hparams.grad_clip < 0:
         raise ConfigError(

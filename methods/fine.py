@@ -57,8 +57,9 @@ from methods.common.contrastive import (
     sentiment_classes,
     supervised_contrastive,
 )
-from methods.common.encoders import BoundedRegressionHead, masked_mean
+from methods.common.encoders import masked_mean
 from methods.common.factorization import FACTORIZATIONS, MODALITIES, FactorizationMixin
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.qformer import MixtureOfQFormers
 from methods.common.transformer import safe_mask, sinusoidal_positions
@@ -188,10 +189,10 @@ class FINE(FactorizationMixin, MsaMethod):
             layer, hp.fusion_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
         )
         self.unimodal_heads = nn.ModuleDict(
-            {m: BoundedRegressionHead(d, spec.label_range) for m in MODALITIES}
+            {m: RegressionHead(d, spec.label_range, hparams.output_head) for m in MODALITIES}
         )
         self.fusion_mlp = nn.Sequential(nn.Dropout(hp.dropout), nn.Linear(3 * d, d), nn.ReLU())
-        self.head = BoundedRegressionHead(d, spec.label_range)
+        self.head = RegressionHead(d, spec.label_range, hparams.output_head)
         if hp.use_dcq:
             self.contrast_projection = nn.Linear(3 * d, d)
             self.queue = ClassQueue(num_sentiment_classes(spec.kind), hp.queue_size, d)

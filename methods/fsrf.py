@@ -93,8 +93,8 @@ from methods.common.distillation import (
     reverse_weights,
     softmax_kl,
 )
-from methods.common.encoders import BoundedRegressionHead
 from methods.common.gradient_reversal import reverse_gradient
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.recurrent import RealStepsLSTM
 from methods.common.similarity import cmd, difference_loss, reconstruction_loss
@@ -237,7 +237,9 @@ class FSRF(MsaMethod):
                 self.noise_adversaries = nn.ModuleDict(
                     {
                         m: nn.Sequential(
-                            nn.Linear(d, d), nn.ReLU(), BoundedRegressionHead(d, spec.label_range)
+                            nn.Linear(d, d),
+                            nn.ReLU(),
+                            RegressionHead(d, spec.label_range, hparams.output_head),
                         )
                         for m in MODALITIES
                     }
@@ -252,7 +254,7 @@ class FSRF(MsaMethod):
             layer, 1, norm=nn.LayerNorm(d), enable_nested_tensor=False
         )
         self.head_mlp = nn.Sequential(nn.Dropout(hp.dropout), nn.Linear(tokens * d, d), nn.ReLU())
-        self.head = BoundedRegressionHead(d, spec.label_range)
+        self.head = RegressionHead(d, spec.label_range, hparams.output_head)
         # training-time masks of the student view: a plain attribute, so not in the state dict
         self.mask_generator = torch.Generator().manual_seed(
             int(torch.randint(2**31 - 1, (1,)).item())

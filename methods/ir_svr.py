@@ -86,8 +86,9 @@ from harness.data.types import MODALITIES, Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.bilinear import FactorizedBilinearPooling
-from methods.common.encoders import BoundedRegressionHead, masked_mean
+from methods.common.encoders import masked_mean
 from methods.common.gradient_reversal import reverse_gradient
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.regularizers import VARIATIONS, sequential_variation
 from methods.common.similarity import cmd, reconstruction_loss
@@ -275,7 +276,7 @@ class IRSVR(MsaMethod):
             2 * size, hp.fusion_heads, hp.fusion_ff_dim, dropout=0.1, batch_first=True
         )
         self.fusion = nn.Sequential(nn.Linear(2 * size, size), nn.Dropout(hp.dropout), nn.ReLU())
-        self.head = BoundedRegressionHead(size, spec.label_range)
+        self.head = RegressionHead(size, spec.label_range, hparams.output_head)
 
     def _active(self, term: str) -> bool:
         """Whether a loss term is computed: its switch is on and its weight positive."""

@@ -17,11 +17,8 @@ import torch
 
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import (
-    BoundedRegressionHead,
-    PooledUnimodalEncoders,
-    post_fusion_mlp,
-)
+from methods.common.encoders import PooledUnimodalEncoders, post_fusion_mlp
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.search_space import Choice, FloatRange
 
@@ -38,6 +35,7 @@ class LFDNNHparams(OptimHparams):
     task_loss: str = "l1"
     learning_rate: float = 1e-3
     batch_size: int = 32
+    output_head: str = "linear"  # MMSA's LF_DNN ends in a plain Linear layer
 
 
 @register_method("lf_dnn")
@@ -62,7 +60,7 @@ class LFDNN(MsaMethod):
         self.post_fusion = post_fusion_mlp(
             fused, hparams.post_fusion_dim, hparams.post_fusion_dropout
         )
-        self.head = BoundedRegressionHead(hparams.post_fusion_dim, spec.label_range)
+        self.head = RegressionHead(hparams.post_fusion_dim, spec.label_range, hparams.output_head)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         encoded = self.encoders(batch)

@@ -41,6 +41,7 @@ from torch import nn
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.encoders import PooledUnimodalEncoders
+from methods.common.heads import bound_scores
 from methods.common.losses import task_loss
 from methods.search_space import Choice, FloatRange, IntRange
 
@@ -60,11 +61,7 @@ class LMFHparams(OptimHparams):
     learning_rate: float = 1e-3
     weight_decay: float = 5e-3
     batch_size: int = 64
-
-
-def straight_through_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Values of x clamped into [low, high], with the identity as gradient (any shape)."""
-    return x + (x.clamp(low, high) - x).detach()
+    output_head: str = "linear"  # MMSA's LMF: the fusion's linear output
 
 
 class LowRankFusion(nn.Module):
@@ -132,7 +129,8 @@ class LMF(MsaMethod):
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         encoded = self.encoders(batch)
         raw, fused = self.fusion([encoded[m] for m in FUSION_ORDER])
-        return {"prediction": straight_through_clamp(raw, *self.label_range), "fused": fused}
+        prediction = bound_scores(raw, self.hparams.output_head, self.label_range)
+        return {"prediction": prediction, "fused": fused}
 
     def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"task": task_loss(self.hparams.task_loss, outputs["prediction"], batch.labels)}

@@ -57,7 +57,8 @@ from torch import nn
 from harness.data.types import MODALITIES, Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import BoundedRegressionHead, masked_mean
+from methods.common.encoders import masked_mean
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.recurrent import StackedBiLSTMEncoder
 from methods.common.similarity import cmd, difference_loss, reconstruction_loss
@@ -81,6 +82,7 @@ class MISAHparams(OptimHparams):
     task_loss: str = "mse"
     learning_rate: float = 1e-4
     batch_size: int = 16
+    output_head: str = "linear"  # MMSA's MISA: the fusion's last Linear layer
     learning_rate_bert: float = 1e-4  # MMSA's MISA: one Adam over everything, BERT included
 
 
@@ -167,7 +169,7 @@ class MISA(MsaMethod):
         self.fusion = nn.Sequential(
             nn.Linear(6 * size, 3 * size), nn.Dropout(hparams.dropout), nn.ReLU()
         )
-        self.head = BoundedRegressionHead(3 * size, spec.label_range)
+        self.head = RegressionHead(3 * size, spec.label_range, hparams.output_head)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         utterance = torch.stack(

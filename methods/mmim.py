@@ -47,7 +47,7 @@ from torch.func import functional_call
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import BoundedRegressionHead
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.mi_estimators import CPC, MMILB, estimator_step
 from methods.common.recurrent import LastStateEncoder
@@ -84,6 +84,7 @@ class MMIMHparams(OptimHparams):
     weight_decay: float = 1e-4
     batch_size: int = 32
     grad_clip: float = 1.0
+    output_head: str = "linear"  # MMSA's MMIM ends in a plain Linear layer
     learning_rate_bert: float = 5e-5  # lr_bert
     weight_decay_bert: float = 1e-4
 
@@ -156,7 +157,7 @@ class MMIM(MsaMethod):
             nn.Linear(hp.fusion_hidden, hp.fusion_hidden),
             nn.Tanh(),
         )
-        self.head = BoundedRegressionHead(hp.fusion_hidden, spec.label_range)
+        self.head = RegressionHead(hp.fusion_hidden, spec.label_range, hp.output_head)
         self.cpc = nn.ModuleDict({m: CPC(hp.fusion_hidden, self.out_dims[m]) for m in MODALITIES})
         pairs = ("tv", "ta", "va") if hp.add_va else ("tv", "ta")
         self.mmilb = nn.ModuleDict(

@@ -39,7 +39,8 @@ from torch import nn
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import BoundedRegressionHead, masked_mean
+from methods.common.encoders import masked_mean
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.mi_estimators import CLUB, InfoNCE, estimator_step, frozen_call
 from methods.common.recurrent import RealStepsLSTM
@@ -124,7 +125,7 @@ class MMMIE(MsaMethod):
             layer, hp.fusion_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
         )
         self.head_mlp = nn.Sequential(nn.Dropout(hp.dropout), nn.Linear(4 * d, d), nn.ReLU())
-        self.head = BoundedRegressionHead(d, spec.label_range)
+        self.head = RegressionHead(d, spec.label_range, hparams.output_head)
         if hp.use_mi_max:
             self.pair_critics = nn.ModuleDict(
                 {f"{a}_{b}": InfoNCE(d, d, hp.critic_hidden) for a, b in PAIRS}

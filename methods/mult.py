@@ -36,7 +36,8 @@ from torch.nn import functional as F
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import BoundedRegressionHead, masked_mean
+from methods.common.encoders import masked_mean
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.transformer import CrossModalTransformer, last_real_step
 from methods.search_space import Choice, FloatRange
@@ -67,6 +68,7 @@ class MulTHparams(OptimHparams):
     learning_rate: float = 2e-3
     batch_size: int = 16
     grad_clip: float = 0.8
+    output_head: str = "linear"  # MMSA's MULT: out_layer, a plain Linear layer
 
 
 def _check(hp: MulTHparams, where: str = "hparams") -> None:
@@ -168,7 +170,7 @@ class MulT(MsaMethod):
         combined = 2 * d * len(MODALITIES)
         self.proj1 = nn.Linear(combined, combined)
         self.proj2 = nn.Linear(combined, combined)
-        self.head = BoundedRegressionHead(combined, spec.label_range)
+        self.head = RegressionHead(combined, spec.label_range, hparams.output_head)
 
     def project(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Conv1d projections, zero at padding, with their masks: {m: ((B, T_m, d), (B, T_m))};

@@ -59,6 +59,7 @@ from torch import nn
 
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
+from methods.common.heads import bound_scores
 from methods.common.losses import task_loss
 from methods.common.recurrent import LastStateEncoder
 from methods.search_space import Choice, FloatRange
@@ -95,13 +96,9 @@ class SelfMMHparams(OptimHparams):
     weight_decay: float = 1e-3
     av_weight_decay: float = 1e-3
     batch_size: int = 16
+    output_head: str = "linear"  # MMSA's SELF_MM: post_fusion_layer_3, a plain Linear layer
     learning_rate_bert: float = 5e-5
     weight_decay_bert: float = 1e-3
-
-
-def straight_through_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Values of x clamped into [low, high], with the identity as gradient (any shape)."""
-    return x + (x.clamp(low, high) - x).detach()
 
 
 class PredictionHead(nn.Module):
@@ -290,7 +287,7 @@ class SelfMM(MsaMethod):
             outputs[f"representation_{head}"] = representation
             outputs[f"prediction_{head}"] = score
         fused = outputs.pop("prediction_fusion")
-        outputs["prediction"] = straight_through_clamp(fused, *self.label_range)
+        outputs["prediction"] = bound_scores(fused, self.hparams.output_head, self.label_range)
         return outputs
 
     def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

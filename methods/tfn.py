@@ -25,10 +25,10 @@ import torch
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.encoders import (
-    BoundedRegressionHead,
     PooledUnimodalEncoders,
     post_fusion_mlp,
 )
+from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.search_space import Choice, FloatRange
 
@@ -45,6 +45,7 @@ class TFNHparams(OptimHparams):
     text_dropout: float = 0.3
     post_fusion_dropout: float = 0.5
     task_loss: str = "l1"
+    output_head: str = "sigmoid"  # MMSA's TFN: sigmoid * output_range + output_shift
     learning_rate: float = 1e-3
     batch_size: int = 32
 
@@ -90,7 +91,7 @@ class TFN(MsaMethod):
         self.post_fusion = post_fusion_mlp(
             fused, hparams.post_fusion_dim, hparams.post_fusion_dropout
         )
-        self.head = BoundedRegressionHead(hparams.post_fusion_dim, spec.label_range)
+        self.head = RegressionHead(hparams.post_fusion_dim, spec.label_range, hparams.output_head)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         encoded = self.encoders(batch)

@@ -29,8 +29,27 @@ def test_builds_and_predicts_the_right_shape_without_nan(name, tiny_data) -> Non
     outputs = model(batch)
     assert outputs["prediction"].shape == (batch.size,)
     assert torch.isfinite(outputs["prediction"]).all()
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "clamp", "linear"])
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_output_head_switch_bounds_the_scores_or_not(name, head, tiny_data) -> None:
+    spec, splits = tiny_data
+    cls = METHODS.get(name)
+    model = build_model(cls, cls.resolve_hparams(spec.kind, {"output_head": head}), spec, seed=0)
+    model.eval()
+    batch = _batch(splits)
+    with torch.no_grad():
+        plain = model(batch)["prediction"]
+        for parameter in model.parameters():  # raw scores far outside the label range
+            parameter.mul_(100.0)
+        large = model(batch)["prediction"]
     low, high = spec.label_range
-    assert (outputs["prediction"] >= low).all() and (outputs["prediction"] <= high).all()
+    assert torch.isfinite(plain).all()
+    if head == "linear":
+        assert (large.abs() > high).any()  # nothing keeps it in range
+    else:
+        assert (large >= low).all() and (large <= high).all()
 
 
 @pytest.mark.parametrize("name", ALL_METHODS)

@@ -39,21 +39,6 @@ class SubNet(nn.Module):
         return self.layers(self.dropout(self.norm(x)))
 
 
-class BoundedRegressionHead(nn.Module):
-    """Maps (B, H) to scores (B,) squashed into the label range [low, high] by a sigmoid,
-    as TFN does (output * range + shift)."""
-
-    def __init__(self, in_size: int, label_range: tuple[float, float]) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_size, 1)
-        low, high = label_range
-        self.register_buffer("low", torch.tensor(float(low)), persistent=False)
-        self.register_buffer("span", torch.tensor(float(high - low)), persistent=False)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.linear(h)).squeeze(-1) * self.span + self.low
-
-
 class PooledUnimodalEncoders(nn.Module):
     """The pre-fusion encoders of TFN, LMF and LF-DNN (as in MMSA): audio and vision are mean
     pooled over their real time steps and encoded by a SubNet; text goes through TFN's TextSubNet
