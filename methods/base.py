@@ -92,6 +92,9 @@ class OptimHparams:
     text_finetune: bool = True  # pretrained encoder fine-tuned (True) or frozen
     learning_rate_bert: float = 5e-5  # the pretrained encoder's group (MMSA's BERT settings)
     weight_decay_bert: float = 0.0
+    # the encoder's biases and LayerNorm weights without weight decay, in a group of their own
+    # (MMSA's Self-MM; the usual BERT fine-tuning recipe)
+    bert_no_decay_norms: bool = False
 
 
 TEXT_ENCODERS = ("auto", "features", "pretrained")

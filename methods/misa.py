@@ -82,6 +82,11 @@ class MISAHparams(OptimHparams):
     task_loss: str = "mse"
     learning_rate: float = 1e-4
     batch_size: int = 16
+    # MMSA's MISA trainer: one Adam over everything (BERT included, no weight decay), gradients
+    # of 2 batches summed per step, each entry clipped to 0.8 (SIMS: 1.0) after every backward
+    grad_clip: float = 0.8
+    grad_clip_mode: str = "value"
+    grad_accumulation: int = 2
     output_head: str = "linear"  # MMSA's MISA: the fusion's last Linear layer
     learning_rate_bert: float = 1e-4  # MMSA's MISA: one Adam over everything, BERT included
 
@@ -124,7 +129,7 @@ class MISA(MsaMethod):
             "diff_weight": 0.3,
             "sim_weight": 1.0,
             "recon_weight": 0.8,
-            "weight_decay": 5e-5,
+            "grad_clip": 1.0,
         },
     }
     SEARCH_SPACE = {

@@ -46,7 +46,7 @@ from torch.func import functional_call
 
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
-from methods.base import MsaMethod, OptimHparams, register_method
+from methods.base import MsaMethod, OptimHparams, TrainingPass, register_method
 from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.mi_estimators import CPC, MMILB, estimator_step
@@ -79,17 +79,35 @@ class MMIMHparams(OptimHparams):
     mmilb_learning_rate: float = 1e-3
     mmilb_weight_decay: float = 1e-4
     mmilb_reference_form: bool = False
+    # MMILB_SCHEDULES: "passes" (MMSA's trainer: each epoch a whole pass fitting q by its own
+    # optimiser, gradients through the encoders, clipped with all of them, then the main pass);
+    # "per_batch" (msabench's earlier form: one step of q before every main step, on the same
+    # batch's representations computed without gradient, clipping q's gradients alone)
+    mmilb_schedule: str = "passes"
     task_loss: str = "l1"
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 32
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # by global norm over every parameter, before each step
+    # MMSA's MMIM trainer: ReduceLROnPlateau (factor 0.5, patience `when` = 20) on the main
+    # optimiser, on the validation L1 loss
+    lr_scheduler: str = "plateau"
+    scheduler_factor: float = 0.5
+    scheduler_patience: int = 20
     output_head: str = "linear"  # MMSA's MMIM ends in a plain Linear layer
     learning_rate_bert: float = 5e-5  # lr_bert
     weight_decay_bert: float = 1e-4
 
 
+MMILB_SCHEDULES = ("passes", "per_batch")
+
+
 def _check(hp: MMIMHparams, where: str = "hparams") -> None:
+    if hp.mmilb_schedule not in MMILB_SCHEDULES:
+        raise ConfigError(
+            f"{where}.mmilb_schedule: expected one of {', '.join(MMILB_SCHEDULES)}, "
+            f"got {hp.mmilb_schedule!r}"
+        )
     for key in ("cpc_weight", "mmilb_weight", "entropy_weight"):
         if getattr(hp, key) < 0:
             raise ConfigError(
@@ -235,7 +253,10 @@ class MMIM(MsaMethod):
         hp = self.hparams
         terms = {"task": task_loss(hp.task_loss, outputs["prediction"], batch.labels)}
         if hp.mmilb_weight > 0:
-            terms["mmilb"] = -hp.mmilb_weight * self._likelihoods(outputs, frozen=True)
+            # with whole passes q stays in the graph (MMSA: its gradients count in the clipped
+            # norm, and its own optimiser is not stepped here); per batch it is held fixed
+            frozen = hp.mmilb_schedule == "per_batch"
+            terms["mmilb"] = -hp.mmilb_weight * self._likelihoods(outputs, frozen=frozen)
         if hp.entropy_weight > 0:
             entropy = sum(
                 estimator.entropy(outputs[PAIRS[pair][1]], batch.labels, remember=self.training)
@@ -247,9 +268,29 @@ class MMIM(MsaMethod):
             terms["cpc"] = hp.cpc_weight * nce
         return terms
 
+    def training_passes(self) -> list[TrainingPass]:
+        """MMSA's schedule (`mmilb_schedule: passes`): before each main pass, a whole pass that
+        fits q(y|x) by maximum likelihood with q's own Adam (term "mmilb_nll" = -sum of mean
+        log-likelihoods); gradients flow through the encoders too (unused, but clipped with the
+        rest), as in MMSA's `train_mmilb`."""
+        hp = self.hparams
+        if hp.mmilb_schedule != "passes" or hp.mmilb_weight == 0:
+            return []
+        group = {
+            "params": self.estimator_parameters(),
+            "lr": hp.mmilb_learning_rate,
+            "weight_decay": hp.mmilb_weight_decay,
+        }
+
+        def terms(batch: Batch) -> dict[str, torch.Tensor]:
+            return {"mmilb_nll": -self._likelihoods(self.encode(batch), frozen=False)}
+
+        return [TrainingPass("mmilb", [group], terms)]
+
     def extra_step(self, batch: Batch) -> dict[str, float]:
-        """MMIM's estimator step: fit q(y|x) by maximum likelihood on detached representations."""
-        if self.hparams.mmilb_weight == 0:
+        """The per-batch estimator step (`mmilb_schedule: per_batch`): fit q(y|x) by maximum
+        likelihood on detached representations."""
+        if self.hparams.mmilb_weight == 0 or self.hparams.mmilb_schedule != "per_batch":
             return {}
         with torch.no_grad():
             encoded = self.encode(batch)

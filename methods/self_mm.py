@@ -96,6 +96,10 @@ class SelfMMHparams(OptimHparams):
     weight_decay: float = 1e-3
     av_weight_decay: float = 1e-3
     batch_size: int = 16
+    # MMSA's SELF_MM trainer: gradients of 4 batches summed per step, no clipping, no schedule;
+    # BERT's biases and LayerNorm weights without weight decay (its own optimiser group)
+    grad_accumulation: int = 4
+    bert_no_decay_norms: bool = True
     output_head: str = "linear"  # MMSA's SELF_MM: post_fusion_layer_3, a plain Linear layer
     learning_rate_bert: float = 5e-5
     weight_decay_bert: float = 1e-3

@@ -215,7 +215,7 @@ def test_mmim_zero_weight_removes_its_term(weight, tiny_data) -> None:
 
 def test_mmim_extra_step_changes_only_the_estimator(tiny_data) -> None:
     spec, splits = tiny_data
-    model = _model("mmim", spec)
+    model = _model("mmim", spec, mmilb_schedule="per_batch")
     model.train()
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     logged = model.extra_step(_batch(splits))
@@ -236,15 +236,79 @@ def test_mmim_main_optimiser_excludes_the_estimator(tiny_data) -> None:
     assert estimator and not main & estimator and main | estimator == trainable
 
 
-def test_mmim_main_step_gives_the_estimator_no_gradient(tiny_data) -> None:
+def test_mmim_main_step_gives_the_estimator_no_gradient_per_batch(tiny_data) -> None:
     spec, splits = tiny_data
-    model = _model("mmim", spec)
+    model = _model("mmim", spec, mmilb_schedule="per_batch")
     model.train()
     batch = _batch(splits)
     _total(model, batch).backward()
     assert all(p.grad is None for p in model.mmilb.parameters())
     assert model.encoders["vision"].project.weight.grad is not None
     assert all(len(e.memory.banks["pos"]) == 1 for e in model.mmilb.values())
+
+
+def test_mmim_reference_schedule_is_a_pass_of_its_own(tiny_data) -> None:
+    spec, splits = tiny_data
+    model = _model("mmim", spec)  # mmilb_schedule: passes (MMSA's)
+    assert model.extra_step(_batch(splits)) == {}
+    (only,) = model.training_passes()
+    assert only.name == "mmilb"
+    assert {id(p) for g in only.parameter_groups for p in g["params"]} == {
+        id(p) for p in model.estimator_parameters()
+    }
+    assert (
+        only.parameter_groups[0]["lr"] == 1e-3 and only.parameter_groups[0]["weight_decay"] == 1e-4
+    )
+    assert _model("mmim", spec, mmilb_weight=0.0).training_passes() == []
+    # the main loss keeps q in the graph (MMSA clips its gradients with the rest)
+    model.train()
+    _total(model, _batch(splits)).backward()
+    assert all(p.grad is not None for p in model.estimator_parameters())
+
+
+def _mmsa_mmim_epoch(model, splits, seed: int) -> None:
+    """One epoch as MMSA's MMIM trainer runs it (`do_train`: `train_mmilb`, then
+    `train_others`), written out by hand: each pass zeroes every gradient, backpropagates,
+    clips the global norm over all parameters and steps its own optimiser."""
+    hp = model.hparams
+    mmilb = torch.optim.Adam(
+        model.estimator_parameters(), lr=hp.mmilb_learning_rate, weight_decay=hp.mmilb_weight_decay
+    )
+    main = torch.optim.Adam(
+        model.parameter_groups(), lr=hp.learning_rate, weight_decay=hp.weight_decay
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    shuffle = torch.Generator().manual_seed(seed)
+    model.train()
+    for optimizer, main_pass in ((mmilb, False), (main, True)):
+        for batch in iterate_batches(splits["train"], hp.batch_size, True, shuffle, False):
+            model.zero_grad()
+            if main_pass:
+                loss = _total(model, batch)
+            else:
+                loss = -model._likelihoods(model.encode(batch), frozen=False)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, hp.grad_clip)
+            optimizer.step()
+
+
+def test_mmim_epoch_follows_mmsa_trainer(tiny_data) -> None:
+    spec, splits = tiny_data
+    no_dropout = {"text_dropout": 0.0, "fusion_dropout": 0.0, "batch_size": 16}
+    ours = _model("mmim", spec, seed=3, **no_dropout)
+    loop = LoopConfig(max_epochs=1, patience=1, select_metric="mae", progress=False)
+    outcome = fit(ours, splits["train"], splits["valid"], loop, RunContext("t", "mmim", 3), 3)
+    assert {"mmilb_nll", "mmilb_total", "task", "total"} <= set(outcome.history[0].train)
+    reference = _model("mmim", spec, seed=3, **no_dropout)
+    _mmsa_mmim_epoch(reference, splits, seed=3)
+    for (name, a), b in zip(ours.named_parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), name
+    untrained = _model("mmim", spec, seed=3, **no_dropout)
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(ours.mmilb.parameters(), untrained.mmilb.parameters(), strict=True)
+    ]
+    assert any(moved)  # the estimator pass trained q
 
 
 def test_mmim_add_va_adds_a_third_bound(tiny_data) -> None:
@@ -281,7 +345,12 @@ def test_learns_the_synthetic_benchmark(name, synth_data) -> None:
     mean_mae = float((splits["valid"].labels - splits["train"].labels.mean()).abs().mean())
     assert outcome.best_valid["mae"] < 0.9 * mean_mae
     for log in outcome.history:
-        assert set(outcome.model.loss_weights()) >= set(log.train) - {"total", "mmilb_lld"}
+        assert set(outcome.model.loss_weights()) >= set(log.train) - {
+            "total",
+            "mmilb_lld",
+            "mmilb_nll",
+            "mmilb_total",
+        }
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -88,7 +88,10 @@ def test_frozen_encoder_gets_no_gradient_and_no_dropout(tiny_token_data) -> None
 def test_finetuned_encoder_trains_in_its_own_group(tiny_token_data) -> None:
     spec, splits = tiny_token_data
     cls = METHODS.get("self_mm")
-    hparams = cls.resolve_hparams("mosi", {"learning_rate_bert": 2e-4, "weight_decay_bert": 0.01})
+    hparams = cls.resolve_hparams(
+        "mosi",
+        {"learning_rate_bert": 2e-4, "weight_decay_bert": 0.01, "bert_no_decay_norms": False},
+    )
     model = build_model(cls, hparams, spec, seed=0)
     groups = text_encoder_groups(model)
     encoder_group = [g for g in groups if g.get("name") == TEXT_ENCODER_GROUP]
@@ -108,6 +111,24 @@ def test_finetuned_encoder_trains_in_its_own_group(tiny_token_data) -> None:
     assert weight.grad is not None and weight.grad.abs().sum() > 0
     optimizer.step()
     assert not torch.equal(before, weight.detach())
+
+
+def test_bias_and_layernorm_weights_can_skip_weight_decay(tiny_token_data) -> None:
+    spec, _ = tiny_token_data
+    cls = METHODS.get("self_mm")  # MMSA's Self-MM groups BERT so (bert_no_decay_norms: true)
+    hparams = cls.resolve_hparams("mosi", {"weight_decay_bert": 0.01})
+    model = build_model(cls, hparams, spec, seed=0)
+    groups = {g.get("name"): g for g in text_encoder_groups(model)}
+    decayed, exempt = groups[TEXT_ENCODER_GROUP], groups[f"{TEXT_ENCODER_GROUP}_no_decay"]
+    assert decayed["weight_decay"] == 0.01 and exempt["weight_decay"] == 0.0
+    assert decayed["lr"] == exempt["lr"] == hparams.learning_rate_bert
+    names = {id(p): n for n, p in model.text_encoder.named_parameters()}
+    exempt_names = [names[id(p)] for p in exempt["params"]]
+    assert exempt_names and all("bias" in n or "LayerNorm" in n for n in exempt_names)
+    assert all(
+        "bias" not in names[id(p)] and "LayerNorm" not in names[id(p)] for p in decayed["params"]
+    )
+    assert len(decayed["params"]) + len(exempt["params"]) == len(names)
 
 
 @pytest.mark.parametrize("name", sorted(POOLING_METHODS))

@@ -29,7 +29,11 @@ from harness.metrics import compute_metrics, is_better
 from harness.schema import default_of
 from harness.training.allocator import reuse_freed_memory
 from methods.base import MsaMethod, OptimHparams
-from methods.common.pretrained_text import TEXT_ENCODER_GROUP, text_encoder_parameters
+from methods.common.pretrained_text import (
+    TEXT_ENCODER_GROUP,
+    is_bias_or_norm,
+    named_text_encoder_parameters,
+)
 
 
 @dataclass(frozen=True)
@@ -248,25 +252,39 @@ def _make_scheduler(
 
 def text_encoder_groups(model: MsaMethod) -> list[dict[str, Any]]:
     """The method's parameter groups with every trainable PretrainedTextEncoder parameter moved
-    into one last group named TEXT_ENCODER_GROUP (none if there are no such parameters)."""
-    encoder = text_encoder_parameters(model)
-    if not encoder:
+    into a last group named TEXT_ENCODER_GROUP (none if there are no such parameters); with
+    `bert_no_decay_norms` its biases and LayerNorm weights go to a group of their own without
+    weight decay (TEXT_ENCODER_GROUP + "_no_decay"), as MMSA's Self-MM groups BERT."""
+    named = named_text_encoder_parameters(model)
+    if not named:
         return model.parameter_groups()
-    ids = {id(p) for p in encoder}
+    ids = {id(p) for _, p in named}
     groups = []
     for group in model.parameter_groups():
         rest = [p for p in group["params"] if id(p) not in ids]
         if rest:
             groups.append({**group, "params": rest})
     hp = model.hparams
+    exempt = [p for n, p in named if hp.bert_no_decay_norms and is_bias_or_norm(n)]
+    exempt_ids = {id(p) for p in exempt}
+    decayed = [p for _, p in named if id(p) not in exempt_ids]
     groups.append(
         {
-            "params": encoder,
+            "params": decayed,
             "lr": hp.learning_rate_bert,
             "weight_decay": hp.weight_decay_bert,
             "name": TEXT_ENCODER_GROUP,
         }
     )
+    if exempt:
+        groups.append(
+            {
+                "params": exempt,
+                "lr": hp.learning_rate_bert,
+                "weight_decay": 0.0,
+                "name": f"{TEXT_ENCODER_GROUP}_no_decay",
+            }
+        )
     return groups
 
 

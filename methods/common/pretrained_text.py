@@ -75,8 +75,20 @@ class PretrainedTextEncoder(nn.Module):
 
 def text_encoder_parameters(module: nn.Module) -> list[nn.Parameter]:
     """The trainable parameters of every PretrainedTextEncoder inside `module`."""
-    found: list[nn.Parameter] = []
+    return [p for _, p in named_text_encoder_parameters(module)]
+
+
+def named_text_encoder_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name inside its encoder, parameter) of every trainable PretrainedTextEncoder parameter
+    inside `module`, e.g. ("model.encoder.layer.0.attention.output.LayerNorm.weight", p)."""
+    found: list[tuple[str, nn.Parameter]] = []
     for child in module.modules():
         if isinstance(child, PretrainedTextEncoder):
-            found.extend(p for p in child.parameters() if p.requires_grad)
+            found.extend((n, p) for n, p in child.named_parameters() if p.requires_grad)
     return found
+
+
+def is_bias_or_norm(name: str) -> bool:
+    """A Transformer parameter that the usual BERT fine-tuning recipe (and MMSA's Self-MM)
+    exempts from weight decay: a bias, or a LayerNorm's weight."""
+    return "bias" in name or "LayerNorm" in name
