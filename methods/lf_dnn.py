@@ -25,16 +25,20 @@ from methods.search_space import Choice, FloatRange
 
 @dataclass(frozen=True)
 class LFDNNHparams(OptimHparams):
+    # MMSA's config_regression.json, lf_dnn, mosi: hidden_dims (text, audio, video) 128/16/128
     audio_hidden: int = 16
-    vision_hidden: int = 16
-    text_hidden: int = 64
-    text_out: int = 32
-    post_fusion_dim: int = 64
-    dropout: float = 0.2
+    vision_hidden: int = 128
+    text_hidden: int = 128
+    text_out: int = 256
+    post_fusion_dim: int = 128
+    dropout: float = 0.2  # of the audio and vision subnetworks (MMSA's dropouts[0:2])
+    # MMSA's dropouts[2] names 0.2, but its one-layer TextSubNet sets its dropout to 0
+    text_dropout: float = 0.0
     post_fusion_dropout: float = 0.2
     task_loss: str = "l1"
     learning_rate: float = 1e-3
-    batch_size: int = 32
+    weight_decay: float = 0.01
+    batch_size: int = 128
     output_head: str = "linear"  # MMSA's LF_DNN ends in a plain Linear layer
 
 
@@ -43,7 +47,17 @@ class LFDNN(MsaMethod):
     """Late fusion DNN. Outputs: prediction (B,), fused (B, H_a + H_v + text_out)."""
 
     Hparams = LFDNNHparams
-    KIND_DEFAULTS = {"mosi": {}, "sims": {"learning_rate": 2e-3}}
+    KIND_DEFAULTS = {
+        "mosi": {},
+        "sims": {
+            "audio_hidden": 32,
+            "post_fusion_dim": 32,
+            "dropout": 0.3,
+            "post_fusion_dropout": 0.5,
+            "learning_rate": 5e-3,
+            "weight_decay": 5e-3,
+        },
+    }
     SEARCH_SPACE = {
         "learning_rate": FloatRange(3e-4, 3e-3, log=True),
         "dropout": FloatRange(0.0, 0.5),
@@ -53,8 +67,9 @@ class LFDNN(MsaMethod):
 
     def __init__(self, hparams: LFDNNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
+        rates = {"audio": hparams.dropout, "vision": hparams.dropout}
         self.encoders = PooledUnimodalEncoders.from_hparams(
-            spec.feature_dims, hparams, hparams.dropout
+            spec.feature_dims, hparams, {**rates, "text": hparams.text_dropout}
         )
         fused = hparams.audio_hidden + hparams.vision_hidden + hparams.text_out
         self.post_fusion = post_fusion_mlp(

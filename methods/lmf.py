@@ -54,7 +54,12 @@ class LMFHparams(OptimHparams):
     vision_hidden: int = 128
     text_hidden: int = 128
     text_out: int = 64  # MMSA: text_hidden // 2
-    dropout: float = 0.3  # of the three pre-fusion subnetworks
+    dropout: float = 0.3  # of the audio and vision subnetworks
+    # MMSA's dropouts[2] names 0.3, but its one-layer TextSubNet sets its dropout to 0
+    text_dropout: float = 0.0
+    # MMSA's optimiser takes parameters [:3] and [5:]: the fusion weights and bias keep their
+    # initial values (False, the reference); True trains them at learning_rate
+    train_fusion_weights: bool = False
     rank: int = 3
     factor_learning_rate: float = 1e-3
     task_loss: str = "l1"
@@ -118,12 +123,15 @@ class LMF(MsaMethod):
 
     def __init__(self, hparams: LMFHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
+        rates = {"audio": hparams.dropout, "vision": hparams.dropout}
         self.encoders = PooledUnimodalEncoders.from_hparams(
-            spec.feature_dims, hparams, hparams.dropout
+            spec.feature_dims, hparams, {**rates, "text": hparams.text_dropout}
         )
         sizes = {"audio": hparams.audio_hidden, "vision": hparams.vision_hidden}
         sizes["text"] = hparams.text_out
         self.fusion = LowRankFusion([sizes[m] for m in FUSION_ORDER], hparams.rank)
+        for parameter in (self.fusion.fusion_weights, self.fusion.fusion_bias):
+            parameter.requires_grad_(hparams.train_fusion_weights)  # MMSA: never trained
         self.label_range = tuple(float(v) for v in spec.label_range)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -136,8 +144,9 @@ class LMF(MsaMethod):
         return {"task": task_loss(self.hparams.task_loss, outputs["prediction"], batch.labels)}
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """The modality-specific factors at `factor_learning_rate`; everything else (encoders,
-        fusion weights and bias) at the default learning rate."""
+        """The modality-specific factors at `factor_learning_rate`; the encoders (and with
+        `train_fusion_weights` the fusion weights and bias) at the default learning rate; the
+        same weight decay for both groups, as MMSA's LMF trainer."""
         factors = list(self.fusion.factors)
         factor_ids = {id(p) for p in factors}
         others = [p for p in self.parameters() if p.requires_grad and id(p) not in factor_ids]

@@ -78,7 +78,7 @@ class MMIMHparams(OptimHparams):
     memory_size: int = 1  # batches per label sign (mem_size)
     mmilb_learning_rate: float = 1e-3
     mmilb_weight_decay: float = 1e-4
-    mmilb_reference_form: bool = False
+    mmilb_reference_form: bool = True  # MMSA's form (module docstring); False: bounded
     # MMILB_SCHEDULES: "passes" (MMSA's trainer: each epoch a whole pass fitting q by its own
     # optimiser, gradients through the encoders, clipped with all of them, then the main pass);
     # "per_batch" (msabench's earlier form: one step of q before every main step, on the same

@@ -42,7 +42,8 @@ class TFNHparams(OptimHparams):
     post_fusion_dim: int = 64
     audio_dropout: float = 0.3
     vision_dropout: float = 0.3
-    text_dropout: float = 0.3
+    # MMSA's dropouts[2] names 0.3, but its one-layer TextSubNet sets its dropout to 0
+    text_dropout: float = 0.0
     post_fusion_dropout: float = 0.5
     task_loss: str = "l1"
     output_head: str = "sigmoid"  # MMSA's TFN: sigmoid * output_range + output_shift
@@ -69,7 +70,17 @@ class TFN(MsaMethod):
     """Tensor Fusion Network. Outputs: prediction (B,), fused (B, (H_a+1)(H_v+1)(text_out+1))."""
 
     Hparams = TFNHparams
-    KIND_DEFAULTS = {"mosi": {}, "sims": {}}
+    KIND_DEFAULTS = {
+        "mosi": {},
+        "sims": {
+            "text_out": 256,
+            "post_fusion_dim": 32,
+            "audio_dropout": 0.4,
+            "vision_dropout": 0.4,
+            "post_fusion_dropout": 0.4,
+            "learning_rate": 5e-4,
+        },
+    }
     SEARCH_SPACE = {
         "learning_rate": FloatRange(3e-4, 3e-3, log=True),
         "post_fusion_dropout": FloatRange(0.1, 0.6),

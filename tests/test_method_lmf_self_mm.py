@@ -225,12 +225,26 @@ def test_fit_is_deterministic_under_a_seed(name, synth_data) -> None:
         assert torch.equal(runs[0].model.label_memory.labels, runs[1].model.label_memory.labels)
 
 
+@pytest.mark.parametrize("train_fusion_weights", [False, True])
+def test_lmf_fusion_weights_stay_as_initialised_unless_switched_on(tiny_data, train_fusion_weights):
+    """MMSA's LMF optimiser leaves the fusion weights and bias out (the reference default)."""
+    spec, splits = tiny_data
+    model = _build("lmf", spec, train_fusion_weights=train_fusion_weights)
+    before = [p.detach().clone() for p in (model.fusion.fusion_weights, model.fusion.fusion_bias)]
+    loop = LoopConfig(max_epochs=1, patience=1, progress=False)
+    fit(model, splits["train"], splits["valid"], loop, RunContext("t", "lmf", 0), 0)
+    after = [model.fusion.fusion_weights.detach(), model.fusion.fusion_bias.detach()]
+    unchanged = all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert unchanged != train_fusion_weights
+
+
 def test_parameter_groups_cover_every_parameter_once(tiny_data) -> None:
     spec, _ = tiny_data
     for name in NAMES:
         model = _build(name, spec)
         grouped = [p for group in model.parameter_groups() for p in group["params"]]
-        assert len(grouped) == len({id(p) for p in grouped}) == len(list(model.parameters()))
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        assert len(grouped) == len({id(p) for p in grouped}) == len(trainable)
     lmf = _build("lmf", spec, factor_learning_rate=7e-4)
     factor_group = lmf.parameter_groups()[0]
     assert factor_group["lr"] == 7e-4 and len(factor_group["params"]) == 3

@@ -1,0 +1,74 @@
+"""Checks methods/reference/mmsa_defaults.csv against an installed MMSA: every `cfg:` row's
+value for mosi and sims must equal MMSA's `config/config_regression.json` (the method's
+`datasetParams[<dataset>]` over its `commonParams`). `code:` rows name what MMSA's code fixes;
+they are read, not checked, here.
+
+Runs where MMSA is installed (its own virtual environment, bench/bench_mmsa_reference.py):
+    /work/mmsa-venv/bin/python bench/check_mmsa_defaults.py [--config PATH]
+Prints one line per row that disagrees and a summary; exit status 1 when any row disagrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+TABLE = Path(__file__).resolve().parents[1] / "methods" / "reference" / "mmsa_defaults.csv"
+KEY = re.compile(r"^(?P<name>\w+)(?:\[(?P<index>\d+)\])?$")
+
+
+def _value(config: dict, method: str, dataset: str, key: str):
+    """MMSA's value of `key` ("name" or "name[i]") for the method on the dataset."""
+    section = config[method]
+    merged = {**section["commonParams"], **section["datasetParams"][dataset]}
+    match = KEY.match(key)
+    if match is None or match["name"] not in merged:
+        raise KeyError(f"{method}: no config key {key!r}")
+    value = merged[match["name"]]
+    return value[int(match["index"])] if match["index"] is not None else value
+
+
+def _same(ours: str, theirs) -> bool:
+    import yaml
+
+    mine = yaml.safe_load(ours)
+    if isinstance(theirs, (int, float)) and not isinstance(theirs, bool):
+        return not isinstance(mine, bool) and float(mine) == float(theirs)
+    return mine == theirs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="config_regression.json (default: MMSA's)")
+    args = parser.parse_args()
+    path = args.config
+    if path is None:
+        import MMSA
+
+        path = Path(MMSA.__file__).parent / "config" / "config_regression.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    with open(TABLE, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    checked = wrong = 0
+    for row in rows:
+        if not row["source"].startswith("cfg:"):
+            continue
+        key = row["source"][len("cfg:") :]
+        for dataset in ("mosi", "sims"):
+            theirs = _value(config, row["method"], dataset, key)
+            checked += 1
+            if not _same(row[dataset], theirs):
+                wrong += 1
+                print(
+                    f"{row['method']}.{row['field']} ({dataset}): table {row[dataset]}, MMSA {key} = {theirs}"
+                )
+    print(f"{checked} values of {path} checked, {wrong} differ from {TABLE.name}")
+    sys.exit(1 if wrong else 0)
+
+
+if __name__ == "__main__":
+    main()
