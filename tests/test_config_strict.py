@@ -105,10 +105,11 @@ METHOD_SECTIONS = [
      "post_fusion_dim: expected an integer, got 'big'"),
     (("methods", "tfn", "hparams", "post_fusion_dimm"), 3, "methods.tfn.hparams.post_fusion_dimm"
      ": unknown hyperparameter of tfn; allowed: audio_dropout, audio_hidden, batch_size, "
-     "grad_clip, learning_rate, learning_rate_bert, post_fusion_dim, post_fusion_dropout, "
-     "task_loss, text_dropout, text_encoder, text_finetune, text_hidden, text_out, "
-     "vision_dropout, vision_hidden, weight_decay, weight_decay_bert (did you mean "
-     "'post_fusion_dim'?)"),
+     "bert_no_decay_norms, grad_accumulation, grad_clip, grad_clip_mode, learning_rate, "
+     "learning_rate_bert, lr_scheduler, output_head, post_fusion_dim, post_fusion_dropout, "
+     "scheduler_factor, scheduler_patience, task_loss, text_dropout, text_encoder, "
+     "text_finetune, text_hidden, text_out, vision_dropout, vision_hidden, weight_decay, "
+     "weight_decay_bert (did you mean 'post_fusion_dim'?)"),
     (("methods", "fsrf", "hparams", "fusion_heads"), 5, "methods.fsrf.hparams.fusion_heads: "
      "expected a positive divisor of model_dim=32, got 5"),
     (("methods", "tfn", "search_space", "learning_rate"), {"low": "x"}, "methods.tfn."
