@@ -73,7 +73,7 @@ class OptimHparams:
     grad_clip: float = 0.0  # the clipping threshold; 0 disables clipping
     # GRAD_CLIP_MODES: "norm" clips the global norm of every parameter's gradient before each
     # optimiser step; "value" clips each gradient entry to [-grad_clip, grad_clip] after every
-    # backward, as MMSA's MulT, MISA and TFN trainers do (`clip_grad_value_` per batch)
+    # backward, as MMSA's MulT and MISA trainers do (`clip_grad_value_` per batch)
     grad_clip_mode: str = "norm"
     # batches whose gradients are summed (not averaged) into one optimiser step (MMSA's
     # `update_epochs`); a remainder at an epoch's end is dropped, as MMSA's trainers drop it

@@ -5,8 +5,16 @@ Reference: Williams et al., "Recognizing Emotions in Video Using Multimodal DNN 
 pooled over their real time steps and encoded by a SubNet; text goes through an LSTM (TextSubNet);
 the three vectors are concatenated and a post-fusion MLP predicts the score. Loss: L1 on y.
 
-Departures: sequences of any length with padding masks (MMSA assumes aligned lengths); the output
-is squashed into the label range as in TFN so the two baselines differ only in their fusion.
+Reference settings (MMSA's config_regression.json; methods/reference/mmsa_defaults.csv has them
+field by field): MOSI hidden (text, audio, video) 128/16/128, text_out 256, post-fusion 128,
+dropouts 0.2, batch 128, lr 1e-3, weight decay 0.01; SIMS audio 32, post-fusion 32, dropouts 0.3
+and 0.5 after fusion, lr 5e-3, weight decay 5e-3. The text dropout is 0 (`text_dropout`): MMSA's
+one-layer TextSubNet zeroes the dropout its config names. Output: a plain Linear layer, as
+MMSA's (`output_head: linear`).
+
+Departures (docs/fidelity.md): audio and vision are averaged over their real steps and the text
+LSTM is read at the last real step (MMSA averages over the padded length and reads the last
+padded step); inputs are the harness's standardised features.
 """
 
 from __future__ import annotations

@@ -19,15 +19,14 @@ Reference settings (MMSA config_regression.json, MOSI): hidden_dims (text, audio
 5e-4, weight decay 5e-3. methods.md's "hidden 128/16/128" is MMSA's (text, audio, video) order, so
 audio gets 16 and vision 128 here, as in MMSA.
 
-Departures:
-  * MMSA builds its optimiser from `list(model.parameters())[:3]` (the factors, at factor_lr) and
-    `[5:]` (the encoders), so the fusion weights and bias (positions 3 and 4) are never trained.
-    Here they are trained with the encoders' learning rate; the factors get `factor_learning_rate`.
-  * The output is linear as in MMSA, then clamped into the label range with a straight-through
-    gradient (the value is clamped, the gradient is the identity), so predictions respect the
-    range the metrics assume while training sees MMSA's linear output.
-  * MMSA declares a fourth (post-fusion) dropout that its forward never applies; it is omitted.
-  * Pre-extracted text features rather than BERT; sequences of any length with padding masks.
+As MMSA: its optimiser takes `list(model.parameters())[:3]` (the factors, at factor_lr) and
+`[5:]` (the encoders), so the fusion weights and bias (positions 3 and 4) are never trained
+(`train_fusion_weights: false`; true trains them at the encoders' rate); the output is linear
+(`output_head`); the text dropout is 0 (MMSA's one-layer TextSubNet zeroes it); MMSA declares a
+fourth (post-fusion) dropout that its forward never applies, so there is none.
+
+Departures (docs/fidelity.md): sequences of any length with padding masks; inputs are the
+harness's standardised features.
 """
 
 from __future__ import annotations

@@ -19,9 +19,12 @@ Loss = task (MSE, as MISA's regression trainer) + diff_weight * diff + sim_weigh
 A weight of 0 removes its term. The shared functions live in `methods/common/similarity.py`.
 
 MMSA defaults (MOSI, regression): hidden 128, dropout 0.2, batch 16, lr 1e-4, diff 0.1, sim 0.3,
-recon 1.0, weight decay 0. MOSEI: batch 64, dropout 0.5, diff 0.3, sim 0.8, weight decay 5e-5
-(set them per dataset in params.yaml; the "mosi" kind defaults are MOSI's). SIMS: batch 64,
-dropout 0.0, diff 0.3, sim 1.0, recon 0.8, weight decay 5e-5.
+recon 1.0. MOSEI: batch 64, dropout 0.5, diff 0.3, sim 0.8 (set them per dataset in params.yaml;
+the "mosi" kind defaults are MOSI's). SIMS: batch 64, dropout 0.0, diff 0.3, sim 1.0, recon 0.8,
+gradient clip 1.0. MMSA's config names weight decays (5e-5 on MOSEI and SIMS), but its MISA
+trainer never passes them to Adam: weight decay 0 everywhere, as trained. Training (MMSA's
+trainer): one Adam over everything, gradients of 2 batches summed per step (`update_epochs`),
+each entry clipped to 0.8 after every backward (`grad_clip_mode: value`).
 
 Text: as MISA and MMSA, a pretrained Transformer over the dataset's token ids, fine-tuned, the
 masked mean of its final states the text utterance vector (one Adam, BERT included, at lr 1e-4:
@@ -37,11 +40,8 @@ Departures
     two unidirectional LSTMs on the padded tensor, the backward one on rows reversed within their
     length: the same function as MISA's packed BiLSTM (a test checks this), about 8x faster to
     train on CPU, where the backward pass of a packed LSTM is not fused.
-  * The output is squashed into the label range (sigmoid * range + low, as TFN and LF-DNN here);
-    MISA's last layer is a plain Linear(3H, 1).
-  * MMSA clips gradients by value (0.8) and accumulates gradients over 4 batches
-    (`update_epochs`); the harness loop steps after every batch and only offers norm clipping
-    (`grad_clip`, off by default).
+  * Early stopping watches the harness's selection metric (validation MAE by default); MMSA's
+    MISA watches its validation MSE.
   * The adversarial domain discriminator (MISA's alternative to CMD) and the unused shared/private
     discriminator of MMSA's code are not built: MISA's reported setting uses CMD.
 """

@@ -25,15 +25,21 @@ Text: as MMIM and MMSA, a pretrained Transformer over the dataset's token ids, f
 whenever the dataset has tokens (`text_encoder: auto`); without tokens, or with `text_encoder:
 features`, a (bidirectional) LSTM over the text features takes its place.
 
-Departures: the estimator step runs before
-every main step on the same batch (MMIM runs a whole epoch of estimator steps, then a whole epoch
-of main steps), on representations computed without gradient, and clips only the estimator's
-gradients; the memories roll over epochs and the entropy is estimated from memory + current batch
-from the first batch on (MMIM clears them each epoch and waits for one stored batch), with a
-jitter of 1e-3 on the covariance (MMIM's logdet is -inf on a degenerate batch); q's log-variance
-is tanh-bounded and the likelihood keeps its -logvar/2 term (MMIM's code drops it and leaves the
-variance unbounded, so its own step can only inflate the variance; `mmilb_reference_form`
-restores that form); the output is squashed into the label range as in TFN; no scheduler.
+As MMSA's trainer (the defaults): each epoch a whole pass fitting q with its own optimiser
+(`mmilb_schedule: passes`; its gradients flow through the encoders and are clipped, by global
+norm 1.0, with every other parameter's), then the main pass; ReduceLROnPlateau (factor 0.5,
+patience 20) on the validation loss; q in MMSA's form (`mmilb_reference_form: true`: no
+activation on the log-variance and no -logvar/2 term, so q's own step can only inflate the
+variance; false bounds the log-variance by tanh and keeps the term); a plain Linear output.
+`mmilb_schedule: per_batch` is msabench's earlier form: one estimator step before every main
+step on the same batch, on representations computed without gradient, clipping q's gradients
+alone.
+
+Departures (docs/fidelity.md): the memories roll over epochs and the entropy is estimated from
+memory + current batch from the first batch on (MMSA clears them each epoch and subtracts the
+entropy from the third batch of an epoch), with a jitter of 1e-3 on the covariance (MMSA's
+logdet is -inf on a degenerate batch); MMSA's MOSEI estimator pass reads half the batches (no
+MOSEI kind here); inputs are the harness's standardised features.
 """
 
 from __future__ import annotations

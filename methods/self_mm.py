@@ -40,13 +40,14 @@ Departures:
     the largest batch.index seen; it is not part of the state dict (early stopping restores the
     weights, not the labels) and is touched only in training mode, never by eval batches.
   * In eval mode loss_terms returns "task" only: self-generated labels exist for training rows only.
-  * MMSA accumulates gradients over update_epochs = 4 batches; the harness steps every batch.
   * A zero denominator alpha_m + eps is replaced by eps (MMSA can divide by zero there); the
     label range is the dataset's (MMSA's H: 3 for MOSI, 1 for SIMS).
   * The LSTMs run over the padded batch and the output at the last real step is taken (the same
     value as MMSA's packed final state; several times faster on CPU).
-  * The fused prediction is linear as in MMSA, clamped into the label range with a straight-through
-    gradient, so predictions respect the metrics' range.
+
+As MMSA's trainer (the defaults): gradients of update_epochs = 4 batches summed per step, no
+clipping, no schedule; BERT's biases and LayerNorm weights without weight decay (their own
+group, `bert_no_decay_norms`); the fused prediction a plain Linear output (`output_head`).
 """
 
 from __future__ import annotations

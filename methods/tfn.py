@@ -12,8 +12,12 @@ text LSTM 128, audio 32, vision 128, which is what we use. (methods.md lists the
 "a/v/t" and MMSA's own docstring says "audio, video, text"; both disagree with the code that
 produced MMSA's published numbers. The fused tensor has the same 33 x 129 x 33 entries either way.)
 
-Departures: pre-extracted text features rather than BERT fine-tuning; sequences of any length
-with padding masks.
+The text dropout is 0 (`text_dropout`): MMSA's one-layer TextSubNet zeroes the 0.3 its config
+names. SIMS (MMSA): text_out 256, post-fusion 32, dropouts 0.4, lr 5e-4.
+
+Departures (docs/fidelity.md): sequences of any length with padding masks (real-step means, the
+last real LSTM step); the sigmoid maps into the dataset's label range (MMSA's TFN maps into
+(-3, 3) on every dataset, SIMS included); inputs are the harness's standardised features.
 """
 
 from __future__ import annotations

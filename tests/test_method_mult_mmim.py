@@ -360,3 +360,84 @@ def test_fit_is_deterministic_under_a_seed(name, tiny_data) -> None:
     predictions = [evaluate(run.model, splits["test"], 64, "cpu")[1] for run in runs]
     assert (predictions[0] == predictions[1]).all()
     assert [h.train for h in runs[0].history] == [h.train for h in runs[1].history]
+
+
+# -- MulT: MMSA's architecture by default, msabench's behind switches --------------------------
+def test_future_mask_is_mmsas_buffered_future_mask() -> None:
+    from methods.common.transformer import future_mask
+
+    inf = float("-inf")
+    assert future_mask(2, 4).tolist() == [[0.0, 0.0, 0.0, inf], [0.0, 0.0, 0.0, 0.0]]
+    assert future_mask(3, 3).tolist() == [[0.0, inf, inf], [0.0, 0.0, inf], [0.0, 0.0, 0.0]]
+
+
+def test_mult_reference_reads_the_last_padded_step_and_attends_to_padding(tiny_data) -> None:
+    spec, splits = tiny_data
+    batch = _batch(splits, 8)
+    short = int(batch.lengths["audio"].argmin())
+    assert batch.lengths["audio"][short] < spec.max_lengths["audio"]
+    features = dict(batch.features)
+    audio = features["audio"].clone()
+    audio[short, batch.lengths["audio"][short] :] = 5.0  # garbage in the padding
+    changed = Batch(features={**features, "audio": audio}, lengths=batch.lengths,
+                    labels=batch.labels, index=batch.index)  # fmt: skip
+    # kernel 1: a wider "same" convolution would itself read the garbage at the boundary
+    reference = _model("mult", spec, audio_kernel=1)  # MMSA: future mask, padding attended
+    ours = _model(
+        "mult",
+        spec,
+        audio_kernel=1,
+        pooling="last",
+        attention_masking="padding",
+        conv_padding="same",
+    )
+    for model in (reference, ours):
+        model.eval()
+    with torch.no_grad():
+        moved = (reference(changed)["prediction"] - reference(batch)["prediction"]).abs()
+        kept = (ours(changed)["prediction"] - ours(batch)["prediction"]).abs()
+    assert moved[short] > 1e-4  # MMSA's MulT sees its padding
+    assert kept.max() < 1e-5  # msabench's masks it out
+
+
+def test_mult_valid_convolution_shortens_by_kernel_minus_one(tiny_data) -> None:
+    spec, splits = tiny_data
+    model = _model("mult", spec, audio_kernel=3, text_kernel=1)
+    projected = model.project(_batch(splits, 4))
+    assert projected["audio"][0].shape[1] == spec.max_lengths["audio"] - 2
+    assert projected["vision"][0].shape[1] == spec.max_lengths["vision"] - 4
+    assert projected["text"][0].shape[1] == spec.max_lengths["text"]
+    same = _model("mult", spec, pooling="last", attention_masking="padding", conv_padding="same")
+    batch = _batch(splits, 4)
+    assert same.project(batch)["audio"][0].shape[1] == batch.features["audio"].shape[1]
+
+
+def test_mult_no_projection_where_the_width_is_already_model_dim(tiny_data) -> None:
+    spec, _ = tiny_data
+    width = spec.feature_dims["audio"]  # 6: a model_dim of 6 with 2 heads
+    model = _model("mult", spec, model_dim=width, num_heads=2)
+    assert "audio" not in model.projections and "text" in model.projections
+    same = _model("mult", spec, model_dim=width, num_heads=2, pooling="last",
+                  attention_masking="padding", conv_padding="same")  # fmt: skip
+    assert "audio" in same.projections
+
+
+def test_mult_positions_and_kv_dropout_switches() -> None:
+    encoder = CrossModalTransformer(8, 2, 1, embed_dropout=0.5, positions=False)
+    x = torch.randn(2, 5, 8)
+    encoder.eval()
+    assert torch.allclose(encoder.embed(x, None), x * 8**0.5)
+    with_positions = CrossModalTransformer(8, 2, 1, positions=True).eval()
+    assert not torch.allclose(with_positions.embed(x, None), x * 8**0.5)
+    encoder.train()
+    torch.manual_seed(0)
+    first, second = encoder.embed(x, None), encoder.embed(x, None)
+    assert not torch.equal(first, second)  # separate keys and values get separate masks
+
+
+def test_mult_pooling_and_masking_must_agree(tiny_data) -> None:
+    spec, _ = tiny_data
+    with pytest.raises(ConfigError, match="pooling/attention_masking: 'last_padded'"):
+        _model("mult", spec, attention_masking="padding")
+    with pytest.raises(ConfigError, match="conv_padding: expected one of"):
+        _model("mult", spec, conv_padding="full")
