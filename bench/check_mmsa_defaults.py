@@ -11,13 +11,15 @@ Prints one line per row that disagrees and a summary; exit status 1 when any row
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
 from pathlib import Path
 
-TABLE = Path(__file__).resolve().parents[1] / "methods" / "reference" / "mmsa_defaults.csv"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # MMSA's environment does not install msabench
+from methods.reference import KINDS, TABLE, mmsa_defaults  # noqa: E402
+
 KEY = re.compile(r"^(?P<name>\w+)(?:\[(?P<index>\d+)\])?$")
 
 
@@ -32,13 +34,11 @@ def _value(config: dict, method: str, dataset: str, key: str):
     return value[int(match["index"])] if match["index"] is not None else value
 
 
-def _same(ours: str, theirs) -> bool:
-    import yaml
-
-    mine = yaml.safe_load(ours)
+def _same(ours, theirs) -> bool:
+    """The table's typed value against MMSA's (numbers compared as floats)."""
     if isinstance(theirs, (int, float)) and not isinstance(theirs, bool):
-        return not isinstance(mine, bool) and float(mine) == float(theirs)
-    return mine == theirs
+        return not isinstance(ours, bool) and float(ours) == float(theirs)
+    return ours == theirs
 
 
 def main() -> None:
@@ -51,20 +51,18 @@ def main() -> None:
 
         path = Path(MMSA.__file__).parent / "config" / "config_regression.json"
     config = json.loads(path.read_text(encoding="utf-8"))
-    with open(TABLE, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
     checked = wrong = 0
-    for row in rows:
-        if not row["source"].startswith("cfg:"):
+    for row in mmsa_defaults():
+        if row.config_key is None:
             continue
-        key = row["source"][len("cfg:") :]
-        for dataset in ("mosi", "sims"):
-            theirs = _value(config, row["method"], dataset, key)
+        for dataset in KINDS:
+            theirs = _value(config, row.method, dataset, row.config_key)
             checked += 1
-            if not _same(row[dataset], theirs):
+            if not _same(row.values[dataset], theirs):
                 wrong += 1
                 print(
-                    f"{row['method']}.{row['field']} ({dataset}): table {row[dataset]}, MMSA {key} = {theirs}"
+                    f"{row.method}.{row.field} ({dataset}): table {row.values[dataset]}, "
+                    f"MMSA {row.config_key} = {theirs}"
                 )
     print(f"{checked} values of {path} checked, {wrong} differ from {TABLE.name}")
     sys.exit(1 if wrong else 0)

@@ -201,10 +201,15 @@ class MMIM(MsaMethod):
         for parameter in self.parameters():  # MMIM: xavier_normal_ on every matrix but BERT's
             if parameter.dim() > 1 and id(parameter) not in pretrained:
                 nn.init.xavier_normal_(parameter)
-        self._estimator_optimizer = torch.optim.Adam(
-            self.estimator_parameters(),
-            lr=hp.mmilb_learning_rate,
-            weight_decay=hp.mmilb_weight_decay,
+        # the per-batch schedule's own optimiser (with passes, the loop builds the pass's)
+        self._estimator_optimizer = (
+            torch.optim.Adam(
+                self.estimator_parameters(),
+                lr=hp.mmilb_learning_rate,
+                weight_decay=hp.mmilb_weight_decay,
+            )
+            if hp.mmilb_schedule == "per_batch"
+            else None
         )
 
     # -- parameters ------------------------------------------------------------------------------
@@ -296,7 +301,7 @@ class MMIM(MsaMethod):
     def extra_step(self, batch: Batch) -> dict[str, float]:
         """The per-batch estimator step (`mmilb_schedule: per_batch`): fit q(y|x) by maximum
         likelihood on detached representations."""
-        if self.hparams.mmilb_weight == 0 or self.hparams.mmilb_schedule != "per_batch":
+        if self.hparams.mmilb_weight == 0 or self._estimator_optimizer is None:
             return {}
         with torch.no_grad():
             encoded = self.encode(batch)

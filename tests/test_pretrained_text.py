@@ -14,7 +14,8 @@ import torch
 from harness.data.loading import take_batch
 from harness.errors import ConfigError
 from harness.text_models import BUILTINS, load_encoder, resolve
-from harness.training.loop import build_model, text_encoder_groups
+from harness.training.loop import build_model
+from harness.training.optimisers import text_encoder_groups
 from methods import METHODS
 from methods.common.pretrained_text import TEXT_ENCODER_GROUP, PretrainedTextEncoder
 

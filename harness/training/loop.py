@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,12 +27,12 @@ from harness.errors import NonFiniteLossError
 from harness.metrics import compute_metrics, is_better
 from harness.schema import default_of
 from harness.training.allocator import reuse_freed_memory
-from methods.base import MsaMethod, OptimHparams
-from methods.common.pretrained_text import (
-    TEXT_ENCODER_GROUP,
-    is_bias_or_norm,
-    named_text_encoder_parameters,
+from harness.training.optimisers import (
+    TrainingStep,
+    make_scheduler,
+    training_steps,
 )
+from methods.base import MsaMethod, OptimHparams
 
 
 @dataclass(frozen=True)
@@ -165,14 +164,9 @@ def fit(
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
     model.to(device)
-    # the method's own passes first, then the main one (loss_terms over model(batch))
-    passes = [
-        _Pass(p.name, _adam(p.parameter_groups, model.hparams), p.loss_terms)
-        for p in model.training_passes()
-    ]
-    optimizer = _make_optimizer(model)
-    passes.append(_Pass("main", optimizer, None))
-    scheduler = _make_scheduler(model.hparams, optimizer, config.select_metric)
+    passes = training_steps(model)  # the method's own passes first, then the main one
+    optimizer = passes[-1].optimizer
+    scheduler = make_scheduler(model.hparams, optimizer, config.select_metric)
     # mixed precision only where it exists (CUDA); on CPU the option changes nothing
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     shuffle = torch.Generator().manual_seed(seed)
@@ -209,88 +203,9 @@ def fit(
     return FitOutcome(model, best_epoch, best_valid, history)
 
 
-@dataclass(frozen=True)
-class _Pass:
-    """One pass of an epoch: its optimiser, and its loss (None: the method's loss_terms over
-    model(batch), with the extra step before each batch)."""
-
-    name: str
-    optimizer: torch.optim.Optimizer
-    loss_terms: Callable[[Batch], dict[str, torch.Tensor]] | None
-
-
-def _make_optimizer(model: MsaMethod) -> torch.optim.Optimizer:
-    """The main pass's Adam over the method's parameter groups. A fine-tuned pretrained text
-    encoder's parameters leave the method's groups for a group of their own (`text_encoder`:
-    learning_rate_bert, weight_decay_bert), as MMSA does."""
-    return _adam(text_encoder_groups(model), model.hparams)
-
-
-def _adam(groups: list[dict[str, Any]], hp: OptimHparams) -> torch.optim.Optimizer:
-    """Adam over parameter groups (lr and weight decay from `hp` where a group sets none),
-    fused (one kernel for every parameter) where torch has it (CPU and CUDA): 10x faster than
-    the per-parameter loop on a 9M-parameter model (TFN), which otherwise spends a fifth of each
-    step in the optimiser (bench/README.md)."""
-    devices = {p.device.type for group in groups for p in group["params"]}
-    fused = devices <= {"cpu", "cuda"}
-    return torch.optim.Adam(groups, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=fused)
-
-
-def _make_scheduler(
-    hp: OptimHparams, optimizer: torch.optim.Optimizer, select_metric: str
-) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
-    """The recipe's learning-rate schedule on the main optimiser, or None: `plateau` reduces
-    every group's rate by `scheduler_factor` after `scheduler_patience` epochs without a better
-    validation `select_metric` (its direction from the metric)."""
-    if hp.lr_scheduler == "none":
-        return None
-    mode = "max" if is_better(select_metric, 1.0, 0.0) else "min"
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=mode, factor=hp.scheduler_factor, patience=hp.scheduler_patience
-    )
-
-
-def text_encoder_groups(model: MsaMethod) -> list[dict[str, Any]]:
-    """The method's parameter groups with every trainable PretrainedTextEncoder parameter moved
-    into a last group named TEXT_ENCODER_GROUP (none if there are no such parameters); with
-    `bert_no_decay_norms` its biases and LayerNorm weights go to a group of their own without
-    weight decay (TEXT_ENCODER_GROUP + "_no_decay"), as MMSA's Self-MM groups BERT."""
-    named = named_text_encoder_parameters(model)
-    if not named:
-        return model.parameter_groups()
-    ids = {id(p) for _, p in named}
-    groups = []
-    for group in model.parameter_groups():
-        rest = [p for p in group["params"] if id(p) not in ids]
-        if rest:
-            groups.append({**group, "params": rest})
-    hp = model.hparams
-    exempt = [p for n, p in named if hp.bert_no_decay_norms and is_bias_or_norm(n)]
-    exempt_ids = {id(p) for p in exempt}
-    decayed = [p for _, p in named if id(p) not in exempt_ids]
-    groups.append(
-        {
-            "params": decayed,
-            "lr": hp.learning_rate_bert,
-            "weight_decay": hp.weight_decay_bert,
-            "name": TEXT_ENCODER_GROUP,
-        }
-    )
-    if exempt:
-        groups.append(
-            {
-                "params": exempt,
-                "lr": hp.learning_rate_bert,
-                "weight_decay": 0.0,
-                "name": f"{TEXT_ENCODER_GROUP}_no_decay",
-            }
-        )
-    return groups
-
-
 def _train_epoch(
     model: MsaMethod,
-    one: _Pass,
+    one: TrainingStep,
     split: SplitData,
     shuffle: torch.Generator,
     device: torch.device,
@@ -323,7 +238,7 @@ def _train_epoch(
 
 def _train_batches(
     model: MsaMethod,
-    one: _Pass,
+    one: TrainingStep,
     batches: Iterable[Batch],
     scaler: torch.amp.GradScaler,
     context: RunContext,
@@ -358,15 +273,11 @@ def _train_batches(
         if index % hp.grad_accumulation == 0:
             model.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        # clipping acts on the (AMP-)scaled gradients at the scaled threshold: the same clip,
-        # and it covers every parameter, not only those of this pass's optimiser (MMSA clips
-        # model.parameters()), where unscale_ would reach only the optimiser's own
-        threshold = hp.grad_clip * (scaler.get_scale() if scaler.is_enabled() else 1.0)
         if hp.grad_clip > 0 and hp.grad_clip_mode == "value":
-            torch.nn.utils.clip_grad_value_(parameters, threshold)
+            torch.nn.utils.clip_grad_value_(parameters, _threshold(hp.grad_clip, scaler))
         if (index + 1) % hp.grad_accumulation == 0:
             if hp.grad_clip > 0 and hp.grad_clip_mode == "norm":
-                torch.nn.utils.clip_grad_norm_(parameters, threshold)
+                torch.nn.utils.clip_grad_norm_(parameters, _threshold(hp.grad_clip, scaler))
             scaler.step(optimizer)
             scaler.update()
         total = "total" if one.loss_terms is None else f"{one.name}_total"
@@ -375,6 +286,13 @@ def _train_batches(
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + value
     return sums
+
+
+def _threshold(clip: float, scaler: torch.amp.GradScaler) -> float:
+    """The clipping threshold for the (AMP-)scaled gradients: the same clip, and it covers every
+    parameter, not only those of the pass's optimiser (MMSA clips model.parameters()), where
+    unscale_ would reach only the optimiser's own. Read only when clipping (get_scale syncs)."""
+    return clip * (scaler.get_scale() if scaler.is_enabled() else 1.0)
 
 
 def _detached(batch: Batch) -> Batch:
