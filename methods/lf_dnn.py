@@ -25,7 +25,7 @@ import torch
 
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import PooledUnimodalEncoders, post_fusion_mlp
+from methods.common.encoders import PooledUnimodalEncoders, check_feature_steps, post_fusion_mlp
 from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.search_space import Choice, FloatRange
@@ -48,6 +48,9 @@ class LFDNNHparams(OptimHparams):
     weight_decay: float = 0.01
     batch_size: int = 128
     output_head: str = "linear"  # MMSA's LF_DNN ends in a plain Linear layer
+    # "real": audio/vision averaged over real steps, text LSTM read at the last real step
+    # (msabench's); "padded": over the dataset's padded lengths (MMSA's; methods/common/encoders)
+    feature_steps: str = "real"
 
 
 @register_method("lf_dnn")
@@ -73,11 +76,15 @@ class LFDNN(MsaMethod):
         "weight_decay": FloatRange(1e-6, 1e-2, log=True),
     }
 
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        check_feature_steps(hparams, where)
+
     def __init__(self, hparams: LFDNNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
         rates = {"audio": hparams.dropout, "vision": hparams.dropout}
         self.encoders = PooledUnimodalEncoders.from_hparams(
-            spec.feature_dims, hparams, {**rates, "text": hparams.text_dropout}
+            spec, hparams, {**rates, "text": hparams.text_dropout}
         )
         fused = hparams.audio_hidden + hparams.vision_hidden + hparams.text_out
         self.post_fusion = post_fusion_mlp(

@@ -39,7 +39,7 @@ from torch import nn
 
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import PooledUnimodalEncoders
+from methods.common.encoders import PooledUnimodalEncoders, check_feature_steps
 from methods.common.heads import bound_scores
 from methods.common.losses import task_loss
 from methods.search_space import Choice, FloatRange, IntRange
@@ -66,6 +66,9 @@ class LMFHparams(OptimHparams):
     weight_decay: float = 5e-3
     batch_size: int = 64
     output_head: str = "linear"  # MMSA's LMF: the fusion's linear output
+    # "real": audio/vision averaged over real steps, text LSTM read at the last real step
+    # (msabench's); "padded": over the dataset's padded lengths (MMSA's; methods/common/encoders)
+    feature_steps: str = "real"
 
 
 class LowRankFusion(nn.Module):
@@ -120,11 +123,15 @@ class LMF(MsaMethod):
         "audio_hidden": Choice((8, 16, 32)),
     }
 
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        check_feature_steps(hparams, where)
+
     def __init__(self, hparams: LMFHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
         rates = {"audio": hparams.dropout, "vision": hparams.dropout}
         self.encoders = PooledUnimodalEncoders.from_hparams(
-            spec.feature_dims, hparams, {**rates, "text": hparams.text_dropout}
+            spec, hparams, {**rates, "text": hparams.text_dropout}
         )
         sizes = {"audio": hparams.audio_hidden, "vision": hparams.vision_hidden}
         sizes["text"] = hparams.text_out

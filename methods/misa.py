@@ -36,10 +36,14 @@ masked mean (MISA-BERT's pooling over frozen features).
 Departures
   * LSTM hidden size: MISA uses each modality's feature size D_m; here min(D_m, rnn_hidden_cap), so
     768-d text features do not make an LSTM of 23M weights (no effect when D_m <= the cap).
-  * Real per-modality lengths (MMSA packs audio and vision with the text lengths). Each BiLSTM is
-    two unidirectional LSTMs on the padded tensor, the backward one on rows reversed within their
-    length: the same function as MISA's packed BiLSTM (a test checks this), about 8x faster to
-    train on CPU, where the backward pass of a packed LSTM is not fused.
+  * Audio and vision lengths (`av_lengths`): MMSA packs the audio and vision sequences with the
+    text's lengths (its token count: the aligned-data convention, kept on unaligned data), so it
+    reads the first L_text steps of each, padding included; that is the default ("text"; a
+    sequence shorter than a row's text length is zero-padded to it, where MMSA would fail).
+    "own" reads each modality's own real steps (msabench's form before issue 20).
+    Each BiLSTM is two unidirectional LSTMs on the padded tensor, the backward one on rows reversed
+    within their length: the same function as MISA's packed BiLSTM (a test checks this), about 8x
+    faster to train on CPU, where the backward pass of a packed LSTM is not fused.
   * Early stopping watches the harness's selection metric (validation MAE by default); MMSA's
     MISA watches its validation MSE.
   * The adversarial domain discriminator (MISA's alternative to CMD) and the unused shared/private
@@ -57,7 +61,7 @@ from torch import nn
 from harness.data.types import MODALITIES, Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
-from methods.common.encoders import masked_mean
+from methods.common.encoders import masked_mean, pad_steps
 from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.recurrent import StackedBiLSTMEncoder
@@ -65,6 +69,7 @@ from methods.common.similarity import cmd, difference_loss, reconstruction_loss
 from methods.search_space import Choice, FloatRange
 
 FEATURE_TEXT_ENCODERS = ("lstm", "mean")
+AV_LENGTHS = ("text", "own")  # MISAHparams.av_lengths: MMSA's, msabench's
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class MISAHparams(OptimHparams):
     fusion_heads: int = 2
     fusion_ff_dim: int = 2048  # feed-forward size of the fusion Transformer (PyTorch's default)
     rnn_hidden_cap: int = 256
+    # the lengths the audio and vision BiLSTMs read: "text" (MMSA's: the text's) or "own"
+    av_lengths: str = "text"
     feature_text_encoder: str = "lstm"  # over text features: "lstm" or "mean" (module docstring)
     task_loss: str = "mse"
     learning_rate: float = 1e-4
@@ -200,10 +207,17 @@ class MISA(MsaMethod):
         }
 
     def _encode(self, m: str, batch: Batch) -> torch.Tensor:
-        """Modality m's utterance vector before projection: (B, encoder out_size)."""
+        """Modality m's utterance vector before projection: (B, encoder out_size). With
+        `av_lengths` "text", audio and vision are read over the text's lengths (MMSA)."""
         if m == "text" and self.text_mode == "pretrained":
             return self.sequence_encoders[m](batch.tokens)
-        return self.sequence_encoders[m](batch.features[m], batch.lengths[m])
+        x, lengths = batch.features[m], batch.lengths[m]
+        if m != "text" and self.hparams.av_lengths == "text":
+            pretrained = self.text_mode == "pretrained"
+            lengths = batch.tokens.lengths if pretrained else batch.lengths["text"]
+            lengths = lengths.to(x.device)
+            x = pad_steps(x, max(x.shape[1], int(lengths.max())))
+        return self.sequence_encoders[m](x, lengths)
 
     def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         hp = self.hparams
@@ -234,6 +248,10 @@ class MISA(MsaMethod):
 
 def _check_hparams(hp: MISAHparams, where: str = "hparams") -> None:
     """Raise ConfigError for values the model cannot be built with."""
+    if hp.av_lengths not in AV_LENGTHS:
+        raise ConfigError(
+            f"{where}.av_lengths: expected one of {', '.join(AV_LENGTHS)}, got {hp.av_lengths!r}"
+        )
     if hp.feature_text_encoder not in FEATURE_TEXT_ENCODERS:
         raise ConfigError(
             f"{where}.feature_text_encoder: expected one of {FEATURE_TEXT_ENCODERS}, "

@@ -30,6 +30,7 @@ from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.encoders import (
     PooledUnimodalEncoders,
+    check_feature_steps,
     post_fusion_mlp,
 )
 from methods.common.heads import RegressionHead
@@ -51,6 +52,9 @@ class TFNHparams(OptimHparams):
     post_fusion_dropout: float = 0.5
     task_loss: str = "l1"
     output_head: str = "sigmoid"  # MMSA's TFN: sigmoid * output_range + output_shift
+    # "real": audio/vision averaged over real steps, text LSTM read at the last real step
+    # (msabench's); "padded": over the dataset's padded lengths (MMSA's; methods/common/encoders)
+    feature_steps: str = "real"
     learning_rate: float = 1e-3
     batch_size: int = 32
 
@@ -95,10 +99,14 @@ class TFN(MsaMethod):
         "weight_decay": FloatRange(1e-6, 1e-2, log=True),
     }
 
+    @classmethod
+    def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
+        check_feature_steps(hparams, where)
+
     def __init__(self, hparams: TFNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
         self.encoders = PooledUnimodalEncoders.from_hparams(
-            spec.feature_dims,
+            spec,
             hparams,
             {m: getattr(hparams, f"{m}_dropout") for m in ("audio", "vision", "text")},
         )

@@ -35,12 +35,12 @@ MISSPELT = [
     (("mlflow",), "tracking_url", "mlflow.tracking_url: unknown key; allowed: tracking_uri "
      "(did you mean 'tracking_uri'?)"),
     (("datasets", "synth"), "knd", "datasets.synth.knd: unknown key; allowed: kind, source, "
-     "synthetic (did you mean 'kind'?)"),
+     "standardize, synthetic (did you mean 'kind'?)"),
     (("datasets", "synth", "synthetic"), "n_trian", "datasets.synth.synthetic.n_trian: unknown "
      f"key; allowed: {SYNTHETIC} (did you mean 'n_train'?)"),
     (("datasets", "mosi_bclstm"), "valid_fracton", "datasets.mosi_bclstm.valid_fracton: unknown "
-     "key; allowed: files, format, kind, max_text_tokens, source, split, split_seed, text, "
-     "text_model, valid_fraction (did you mean 'valid_fraction'?)"),
+     "key; allowed: files, format, kind, max_text_tokens, source, split, split_seed, standardize, "
+     "text, text_model, valid_fraction (did you mean 'valid_fraction'?)"),
     (("datasets", "mosi_bclstm", "files", 0), "sha", "datasets.mosi_bclstm.files[0].sha: "
      "unknown key; allowed: path, sha256, url (did you mean 'sha256'?)"),
     (("methods",), "tfm", f"methods.tfm: unknown method 'tfm' (did you mean 'tfn'?); valid "
@@ -105,11 +105,11 @@ METHOD_SECTIONS = [
      "post_fusion_dim: expected an integer, got 'big'"),
     (("methods", "tfn", "hparams", "post_fusion_dimm"), 3, "methods.tfn.hparams.post_fusion_dimm"
      ": unknown hyperparameter of tfn; allowed: audio_dropout, audio_hidden, batch_size, "
-     "bert_no_decay_norms, grad_accumulation, grad_clip, grad_clip_mode, learning_rate, "
-     "learning_rate_bert, lr_scheduler, output_head, post_fusion_dim, post_fusion_dropout, "
-     "scheduler_factor, scheduler_patience, task_loss, text_dropout, text_encoder, "
-     "text_finetune, text_hidden, text_out, vision_dropout, vision_hidden, weight_decay, "
-     "weight_decay_bert (did you mean 'post_fusion_dim'?)"),
+     "bert_no_decay_norms, feature_steps, grad_accumulation, grad_clip, grad_clip_mode, "
+     "learning_rate, learning_rate_bert, lr_scheduler, output_head, post_fusion_dim, "
+     "post_fusion_dropout, scheduler_factor, scheduler_patience, task_loss, text_dropout, "
+     "text_encoder, text_finetune, text_hidden, text_out, vision_dropout, vision_hidden, "
+     "weight_decay, weight_decay_bert (did you mean 'post_fusion_dim'?)"),
     (("methods", "fsrf", "hparams", "fusion_heads"), 5, "methods.fsrf.hparams.fusion_heads: "
      "expected a positive divisor of model_dim=32, got 5"),
     (("methods", "tfn", "search_space", "learning_rate"), {"low": "x"}, "methods.tfn."

@@ -203,3 +203,40 @@ def test_learns_the_synthetic_task_better_than_the_training_mean(tmp_path) -> No
     baseline = float((splits["valid"].labels - train_mean).abs().mean())
     assert outcome.best_valid["mae"] < 0.8 * baseline
     assert {"task", "diff", "cmd", "recon", "total"} <= set(outcome.history[0].train)
+
+
+def test_audio_and_vision_are_read_over_the_text_lengths_as_mmsa_does(tiny_data) -> None:
+    """MMSA's MISA packs audio and vision with the text's lengths (`av_lengths: text`, the
+    default): the first L_text steps of each, zero padding included; "own" reads their own."""
+    from methods.common.encoders import pad_steps
+
+    spec, splits = tiny_data
+    batch = _batch(splits)
+    text_lengths = batch.lengths["text"]
+    assert not torch.equal(text_lengths, batch.lengths["audio"])  # the check means something
+    assert _model(spec).hparams.av_lengths == "text"
+    for av_lengths in ("text", "own"):
+        model = _model(spec, av_lengths=av_lengths).eval()
+        for m in ("audio", "vision"):
+            x = batch.features[m]
+            if av_lengths == "text":
+                expected = model.sequence_encoders[m](
+                    pad_steps(x, max(x.shape[1], int(text_lengths.max()))), text_lengths
+                )
+            else:
+                expected = model.sequence_encoders[m](x, batch.lengths[m])
+            with torch.no_grad():
+                assert torch.allclose(model._encode(m, batch), expected, atol=1e-6)
+    own, text = _model(spec, av_lengths="own").eval(), _model(spec).eval()
+    with torch.no_grad():
+        assert not torch.allclose(own._encode("audio", batch), text._encode("audio", batch))
+    # text longer than the audio sequence: zero-padded (MMSA would fail), not an error
+    short = Batch(
+        features={**batch.features, "audio": batch.features["audio"][:, :1]},
+        lengths={**batch.lengths, "audio": torch.ones_like(batch.lengths["audio"])},
+        labels=batch.labels,
+        index=batch.index,
+    )
+    assert torch.isfinite(text(short)["prediction"]).all()
+    with pytest.raises(ConfigError, match=r"hparams\.av_lengths: expected one of text, own"):
+        MISA.resolve_hparams("mosi", {"av_lengths": "audio"})

@@ -32,6 +32,12 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+# keys every dataset may set, whatever its source: how the loader prepares the stored features
+# (`standardize`: z-score every feature with train statistics over real steps, msabench's
+# default; false feeds the stored values as they are, MMSA's treatment)
+COMMON_KEYS: tuple[str, ...] = ("standardize",)
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One declared file of a `url` dataset: where it comes from, its sha256 and where it goes
@@ -49,6 +55,11 @@ class DatasetConfig:
     kind: str  # "mosi" (MOSI/MOSEI metrics) or "sims"
     options: Mapping[str, Any] = field(default_factory=dict)  # the whole section, checked
 
+    @property
+    def standardize(self) -> bool:
+        """Whether loaders z-score this dataset's features (`datasets.<name>.standardize`)."""
+        return bool(self.options.get("standardize", True))
+
 
 def parse_dataset(name: str, raw: Any, source: str) -> DatasetConfig:
     """The section `datasets.<name>` checked: its source and kind, the keys the source and its
@@ -65,7 +76,7 @@ def parse_dataset(name: str, raw: Any, source: str) -> DatasetConfig:
     if origin not in SOURCE_KEYS:
         expected = f"one of {', '.join(SOURCE_KEYS)}"
         raise ConfigError(f"{source}: {key}.source: expected {expected}, got {origin!r}")
-    allowed = ["source", "kind", *SOURCE_KEYS[origin]]
+    allowed = ["source", "kind", *COMMON_KEYS, *SOURCE_KEYS[origin]]
     if "format" in allowed:
         allowed += _format_options(raw, key, source)
     check_keys(raw, allowed, key, source)
@@ -73,6 +84,9 @@ def parse_dataset(name: str, raw: Any, source: str) -> DatasetConfig:
     if kind not in DATASET_KINDS:
         expected = f"one of {', '.join(DATASET_KINDS)}"
         raise ConfigError(f"{source}: {key}.kind: expected {expected}, got {kind!r}")
+    if not isinstance(raw.get("standardize", True), bool):
+        got = raw.get("standardize")
+        raise ConfigError(f"{source}: {key}.standardize: expected true or false, got {got!r}")
     if origin == "synthetic":
         _check_synthetic(raw.get("synthetic", {}), f"{key}.synthetic", source)
     elif origin == "url":

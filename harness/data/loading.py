@@ -213,12 +213,14 @@ def feature_bytes(split: SplitData) -> int:
 def load_dataset(
     directory: str | Path,
     device: str | torch.device = "cpu",
-    standardize: bool = True,
+    standardize: bool | None = None,
     splits: Sequence[str] = SPLITS,
     in_memory_bytes: int | None = None,
 ) -> tuple[DataSpec, dict[str, SplitData]]:
     """The named splits of a store (all by default; tuning passes ("train", "valid") so the test
-    split is never read); with `standardize`, z-scored with statistics of train only.
+    split is never read); with `standardize`, z-scored with statistics of train only. `None`
+    (the default) follows the store: its dataset's `standardize` setting, recorded in the
+    manifest (true unless the dataset sets it false, MMSA's raw-feature treatment).
 
     Standardised splits whose features take at most `in_memory_bytes` in all (default:
     `in_memory_budget()`) are scaled once, into memory, so a batch is a row gather (4x cheaper
@@ -227,6 +229,8 @@ def load_dataset(
     `standardize` the splits stay memory-mapped.
     """
     manifest = read_manifest(directory)
+    if standardize is None:
+        standardize = manifest.standardize
     if standardize and "train" not in splits:
         raise DataError(f"splits: got {list(splits)}; standardising needs 'train' among them")
     loaded = {name: load_split(directory, name, device, manifest) for name in splits}

@@ -45,7 +45,8 @@ def _fetch_synthetic(config: DatasetConfig, target: Path, source_path: Path | No
     prefix = f"datasets.{config.name}.synthetic"
     if not isinstance(options, Mapping):
         raise ConfigError(f"{prefix}: expected a mapping of generator settings, got {options!r}")
-    write_synthetic_store(target, SyntheticConfig.from_mapping(options, prefix), config.name)
+    synthetic = SyntheticConfig.from_mapping(options, prefix)
+    write_synthetic_store(target, synthetic, config.name, standardize=config.standardize)
 
 
 @SOURCES.register("file")
@@ -66,7 +67,16 @@ def _fetch_file(config: DatasetConfig, target: Path, source_path: Path | None) -
     ]
     source = {"type": "file", "format": fmt, "path": str(path)}
     tokens = splits_token_info(splits, config.options, key)
-    write_store(target, config.name, config.kind, splits, source, inputs, tokens=tokens)
+    write_store(
+        target,
+        config.name,
+        config.kind,
+        splits,
+        source,
+        inputs,
+        tokens=tokens,
+        standardize=config.standardize,
+    )
 
 
 def resolve_user_path(value: Any, key: str) -> Path:
@@ -103,7 +113,16 @@ def _fetch_url(config: DatasetConfig, target: Path, source_path: Path | None) ->
         "local_copy": None if source_path is None else str(source_path),
     }
     tokens = splits_token_info(splits, config.options, key)
-    write_store(target, config.name, config.kind, splits, source, inputs, tokens=tokens)
+    write_store(
+        target,
+        config.name,
+        config.kind,
+        splits,
+        source,
+        inputs,
+        tokens=tokens,
+        standardize=config.standardize,
+    )
 
 
 def _format_option(config: DatasetConfig, key: str) -> str:

@@ -66,6 +66,9 @@ class Manifest:
     extras: dict[str, dict[str, str]]  # name -> {file, sha256}
     data_hash: str  # sha256 over the stored files' hashes (see `combine_hashes`)
     text_tokens: TokenInfo | None = None  # the stored token ids' text model, if any
+    # whether `load_dataset` z-scores the features (train statistics) by default: the dataset's
+    # `standardize` setting; stores written before the setting existed were always standardised
+    standardize: bool = True
 
     def data_spec(self) -> DataSpec:
         return DataSpec(
@@ -95,7 +98,8 @@ class Manifest:
         """Parse a manifest payload; a malformed one raises DataError naming `where`."""
         if not isinstance(payload, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(payload).__name__}")
-        optional = {"text_tokens"}  # stores written before token ids were kept lack it
+        # stores written before token ids were kept, or before `standardize`, lack these
+        optional = {"text_tokens", "standardize"}
         missing = [n for n in cls.__dataclass_fields__ if n not in payload and n not in optional]
         if missing:
             raise DataError(f"{where}: missing key(s) {', '.join(missing)}; re-run fetch")
@@ -183,9 +187,11 @@ def write_store(
     inputs: list[dict[str, str]],
     extras: dict[str, dict[str, np.ndarray]] | None = None,
     tokens: TokenInfo | None = None,
+    standardize: bool = True,
 ) -> Manifest:
     """Validate and write a complete store at `directory` atomically; return its manifest.
-    `tokens` names the text model of the splits' token ids (none without it)."""
+    `tokens` names the text model of the splits' token ids (none without it); `standardize`
+    (the dataset's setting) is recorded for `load_dataset`."""
     if kind not in LABEL_RANGES:
         raise DataError(f"kind: got {kind!r}, expected one of {sorted(LABEL_RANGES)}")
     if not isinstance(dataset, str) or not dataset:
@@ -218,6 +224,7 @@ def write_store(
             extras=extra_files,
             data_hash=combine_hashes(file_hashes),
             text_tokens=tokens,
+            standardize=bool(standardize),
         )
         write_json_atomic(tmp / MANIFEST_NAME, manifest.to_dict())
     return manifest

@@ -340,9 +340,13 @@ def _take_arrays(pool: SplitArrays, rows: slice) -> SplitArrays:
 
 
 def write_synthetic_store(
-    directory: str | Path, config: SyntheticConfig | None = None, dataset: str = "synth"
+    directory: str | Path,
+    config: SyntheticConfig | None = None,
+    dataset: str = "synth",
+    standardize: bool = True,
 ) -> Manifest:
-    """Generate the benchmark and write it as a feature store (latents and parameters as extras)."""
+    """Generate the benchmark and write it as a feature store (latents and parameters as extras;
+    `standardize` is the dataset's loader setting, recorded in the manifest)."""
     config = config or SyntheticConfig()
     data = generate(config)
     config_dict = config.to_dict()
@@ -354,4 +358,5 @@ def write_synthetic_store(
         source={"type": "synthetic", "config": config_dict},
         inputs=[{"name": "synthetic_config", "sha256": sha256_json(config_dict)}],
         extras={"latents": data.latent_arrays(), "parameters": data.parameters.to_arrays()},
+        standardize=standardize,
     )

@@ -1,0 +1,169 @@
+"""Parity against the reference implementation: each baseline trained by MMSA 2.2.1's own code
+(its models, its trainers, its config; bench/parity/mmsa_run.py, in MMSA's own virtual
+environment) and by msabench (bench/parity/msabench_run.py) on the same MMSA-layout pickle of
+real CMU-MOSI (bench/parity/mmsa_pickle.py: the `mosi_tokens` store, i.e. the bc-LSTM
+utterances and split with token-level text from the built-in MiniLM), with the same
+hyperparameters (MMSA's config for mosi), the same early stopping (patience 8) and the same
+epoch cap, over the same seeds; then per metric the two means, the difference with a bootstrap
+95% CI and an equivalence verdict (bench/parity/report.py).
+
+Runs are resumable: a run whose JSON exists under `--out`/runs is not run again. Two runs at a
+time by default, one torch thread each.
+
+Setup (MMSA is not a dependency of msabench):
+    python3.11 -m venv /work/mmsa-venv && /work/mmsa-venv/bin/pip install torch==2.13.0 mmsa==2.2.1
+    msabench fetch mosi_tokens --path ../shared/data/mosi-bclstm     (the source store)
+
+Usage: python -m bench.parity [--methods lf_dnn tfn ...] [--seeds 1111 ...] [--max-epochs 30]
+       [--jobs 2] [--report-only]
+Writes `--out` (default bench/results/parity): runs/<side>/<method>/seed-<seed>.json (test
+predictions, epochs, seconds), report.md (the table). The pickle and the parity store go to
+`--work` (default .parity-work/, ignored by git: the pickle is ~200 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+SEEDS = (1111, 1112, 1113, 1114, 1115)  # MMSA's seeds
+METHODS = ("lf_dnn", "tfn", "lmf", "mult", "self_mm", "misa", "mmim")  # cheapest first
+NAMES = {"lf_dnn": "LF-DNN", "tfn": "TFN", "lmf": "LMF", "mult": "MulT", "misa": "MISA",
+         "mmim": "MMIM", "self_mm": "Self-MM"}  # fmt: skip
+SIDES = ("mmsa", "msabench")
+# audio/vision steps of the pickle each method reads (bench/parity/mmsa_pickle.py): 5 for MMSA's
+# MulT kernel; MISA reads audio and vision over the text's lengths, so it needs the text's 50
+AV_STEPS = {"misa": 50}
+DEFAULT_AV_STEPS = 5
+
+
+def _parity_store(source: Path, work: Path, steps: int) -> tuple[Path, Path]:
+    """The MMSA-layout pickle with `steps` audio/vision steps and the msabench store read from
+    it (each built once)."""
+    from bench.parity.mmsa_pickle import export_mmsa_pickle
+    from harness.data.declaration import parse_dataset
+    from harness.data.sources import fetch_dataset
+
+    pickle_path, store = work / f"mosi_tokens_mmsa_av{steps}.pkl", work / f"store_av{steps}"
+    if not pickle_path.is_file():
+        print(f"writing {pickle_path} from {source}", flush=True)
+        export_mmsa_pickle(source, pickle_path, steps)
+    if not (store / "manifest.json").is_file():
+        section = {"source": "file", "kind": "mosi", "format": "mmsa",
+                   "path": str(pickle_path.resolve()), "standardize": False}  # fmt: skip
+        fetch_dataset(parse_dataset("parity_mosi", section, "bench.parity"), store)
+    return pickle_path, store
+
+
+def _command(side: str, method: str, seed: int, out: Path, args, pickle_path, store) -> list[str]:
+    common = ["--seed", str(seed), "--out", str(out), "--max-epochs", str(args.max_epochs)]
+    if side == "mmsa":
+        from harness.text_models import resolve
+
+        text = resolve("minilm")
+        return [args.mmsa_python, str(Path(__file__).with_name("mmsa_run.py")),
+                "--pickle", str(pickle_path), "--model", method, "--pretrained", str(text.path),
+                "--text-dim", str(text.hidden_size), *common]  # fmt: skip
+    return [sys.executable, "-m", "bench.parity.msabench_run", "--store", str(store),
+            "--method", method, *common]  # fmt: skip
+
+
+def _run(command: list[str], out: Path, log: Path) -> str:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as handle:
+        code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT).returncode
+    took = time.perf_counter() - started
+    status = "done" if code == 0 and out.is_file() else f"FAILED (rc {code}, log {log})"
+    return f"{out.parent.parent.name}/{out.parent.name}/{out.name}: {status} in {took:.0f} s"
+
+
+def _load(out: Path, side: str, method: str, seeds) -> list[dict]:
+    runs = []
+    for seed in seeds:
+        path = out / "runs" / side / method / f"seed-{seed}.json"
+        if path.is_file():
+            runs.append(json.loads(path.read_text(encoding="utf-8")))
+    return runs
+
+
+def _report(out: Path, methods, seeds) -> str:
+    from bench.parity.report import compare, markdown, overall, scores
+
+    results, cost = {}, []
+    for method in methods:
+        runs = {side: _load(out, side, method, seeds) for side in SIDES}
+        if min(len(r) for r in runs.values()) < 2:
+            continue
+        ids = {side: [r["ids"] for r in rs] for side, rs in runs.items()}
+        if any(i != ids["mmsa"][0] for side in SIDES for i in ids[side]):
+            raise SystemExit(f"{method}: the two sides' test rows differ in order or content")
+        caps = {r["max_epochs"] for side in SIDES for r in runs[side]}
+        if len(caps) != 1:
+            raise SystemExit(f"{method}: runs with different epoch caps {sorted(caps)}")
+        results[method] = compare(scores("mosi", runs["mmsa"]), scores("mosi", runs["msabench"]))
+        cost.append(
+            f"| {NAMES[method]} | {overall(results[method])} | {caps.pop()} | "
+            + " | ".join(
+                f"{len(runs[s])} | {np.mean([r['epochs'] for r in runs[s]]):.1f} | "
+                f"{np.mean([r['seconds'] for r in runs[s]]):.0f}"
+                for s in SIDES
+            )
+            + " |"
+        )
+    header = (
+        f"Test split of the parity pickle; seeds {', '.join(map(str, seeds))}; patience 8 on the "
+        "validation loss and the same epoch cap on both sides; one torch thread per run.\n\n"
+    )
+    summary = (
+        "| method | verdict | epoch cap | MMSA seeds | MMSA epochs | MMSA s/run | msabench seeds "
+        "| msabench epochs | msabench s/run |\n|---|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(cost)
+    )
+    return header + summary + "\n\n" + markdown(results, NAMES) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source-store", type=Path, default=Path("features/mosi_tokens"))
+    parser.add_argument("--work", type=Path, default=Path(".parity-work"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/parity"))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--mmsa-python", default="/work/mmsa-venv/bin/python")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    if not args.report_only:
+        todo = []
+        for method in args.methods:
+            steps = AV_STEPS.get(method, DEFAULT_AV_STEPS)
+            pickle_path, store = _parity_store(args.source_store, args.work, steps)
+            for seed in args.seeds:
+                for side in SIDES:
+                    out = args.out / "runs" / side / method / f"seed-{seed}.json"
+                    if not out.is_file():
+                        command = _command(side, method, seed, out, args, pickle_path, store)
+                        log = args.work / "logs" / side / method / f"seed-{seed}.log"
+                        todo.append((command, out, log))
+        print(f"{len(todo)} runs to do, {args.jobs} at a time", flush=True)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for line in pool.map(lambda job: _run(*job), todo):
+                print(line, flush=True)
+    report = _report(args.out, args.methods, args.seeds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(report, encoding="utf-8")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
