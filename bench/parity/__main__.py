@@ -37,27 +37,33 @@ SEEDS = (1111, 1112, 1113, 1114, 1115)  # MMSA's seeds
 METHODS = ("lf_dnn", "tfn", "lmf", "mult", "self_mm", "misa", "mmim")  # cheapest first
 NAMES = {"lf_dnn": "LF-DNN", "tfn": "TFN", "lmf": "LMF", "mult": "MulT", "misa": "MISA",
          "mmim": "MMIM", "self_mm": "Self-MM"}  # fmt: skip
-SIDES = ("mmsa", "msabench")
+SIDES = ("mmsa", "msabench")  # compared for parity
+# msabench with its own treatment (standardised features, real steps): `--sides msabench-own`,
+# compared with the msabench side to measure what MMSA's treatment changes
+OWN = "msabench-own"
 # audio/vision steps of the pickle each method reads (bench/parity/mmsa_pickle.py): 5 for MMSA's
 # MulT kernel; MISA reads audio and vision over the text's lengths, so it needs the text's 50
 AV_STEPS = {"misa": 50}
 DEFAULT_AV_STEPS = 5
 
 
-def _parity_store(source: Path, work: Path, steps: int) -> tuple[Path, Path]:
+def _parity_store(
+    source: Path, work: Path, steps: int, standardize: bool = False
+) -> tuple[Path, Path]:
     """The MMSA-layout pickle with `steps` audio/vision steps and the msabench store read from
-    it (each built once)."""
+    it, standardised or not (each built once)."""
     from bench.parity.mmsa_pickle import export_mmsa_pickle
     from harness.data.declaration import parse_dataset
     from harness.data.sources import fetch_dataset
 
-    pickle_path, store = work / f"mosi_tokens_mmsa_av{steps}.pkl", work / f"store_av{steps}"
+    pickle_path = work / f"mosi_tokens_mmsa_av{steps}.pkl"
+    store = work / f"store_av{steps}{'_z' if standardize else ''}"
     if not pickle_path.is_file():
         print(f"writing {pickle_path} from {source}", flush=True)
         export_mmsa_pickle(source, pickle_path, steps)
     if not (store / "manifest.json").is_file():
         section = {"source": "file", "kind": "mosi", "format": "mmsa",
-                   "path": str(pickle_path.resolve()), "standardize": False}  # fmt: skip
+                   "path": str(pickle_path.resolve()), "standardize": standardize}  # fmt: skip
         fetch_dataset(parse_dataset("parity_mosi", section, "bench.parity"), store)
     return pickle_path, store
 
@@ -71,8 +77,9 @@ def _command(side: str, method: str, seed: int, out: Path, args, pickle_path, st
         return [args.mmsa_python, str(Path(__file__).with_name("mmsa_run.py")),
                 "--pickle", str(pickle_path), "--model", method, "--pretrained", str(text.path),
                 "--text-dim", str(text.hidden_size), *common]  # fmt: skip
+    treatment = "msabench" if side == OWN else "mmsa"
     return [sys.executable, "-m", "bench.parity.msabench_run", "--store", str(store),
-            "--method", method, *common]  # fmt: skip
+            "--method", method, "--treatment", treatment, *common]  # fmt: skip
 
 
 def _run(command: list[str], out: Path, log: Path) -> str:
@@ -128,7 +135,22 @@ def _report(out: Path, methods, seeds) -> str:
         "| msabench epochs | msabench s/run |\n|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(cost)
     )
-    return header + summary + "\n\n" + markdown(results, NAMES) + "\n"
+    text = header + summary + "\n\n" + markdown(results, NAMES) + "\n"
+    effects = {}
+    for method in methods:
+        own, mmsa_treated = _load(out, OWN, method, seeds), _load(out, "msabench", method, seeds)
+        if min(len(own), len(mmsa_treated)) >= 2:
+            effects[method] = compare(scores("mosi", mmsa_treated), scores("mosi", own))
+    if effects:
+        text += (
+            "\nWhat MMSA's treatment of the features costs: msabench with its own treatment "
+            "(standardised features, real steps; `msabench-own`) against msabench with MMSA's "
+            "(the msabench column above), same seeds and budget. Columns: MMSA's treatment, "
+            "msabench's, difference msabench's - MMSA's.\n\n"
+            + markdown(effects, NAMES).replace("| MMSA 2.2.1 | msabench |", "| MMSA's | own |")
+            + "\n"
+        )
+    return text
 
 
 def main() -> None:
@@ -141,15 +163,18 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--mmsa-python", default="/work/mmsa-venv/bin/python")
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=[*SIDES, OWN])
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     if not args.report_only:
         todo = []
         for method in args.methods:
             steps = AV_STEPS.get(method, DEFAULT_AV_STEPS)
-            pickle_path, store = _parity_store(args.source_store, args.work, steps)
             for seed in args.seeds:
-                for side in SIDES:
+                for side in args.sides:
+                    pickle_path, store = _parity_store(
+                        args.source_store, args.work, steps, standardize=side == OWN
+                    )
                     out = args.out / "runs" / side / method / f"seed-{seed}.json"
                     if not out.is_file():
                         command = _command(side, method, seed, out, args, pickle_path, store)

@@ -6,8 +6,11 @@ standardised (`standardize: false`), and LF-DNN, TFN and LMF read the padded len
 harness's `mae`: the L1 loss these methods train with; MISA's MMSA criterion is MSE), best
 weights kept; the same epoch cap as the MMSA side.
 
-Writes the JSON that bench/parity/mmsa_run.py writes, with "side": "msabench" and
-"msabench_metrics" (the harness's own test metrics).
+With `--treatment msabench` the run uses msabench's own defaults instead (a standardised store,
+real steps, MISA's own audio/vision lengths), to measure what MMSA's treatment costs.
+
+Writes the JSON that bench/parity/mmsa_run.py writes, with "side" ("msabench", or
+"msabench-own" for msabench's treatment) and "msabench_metrics" (the harness's test metrics).
 
 Usage: python -m bench.parity.msabench_run --store DIR --method tfn --seed 1111 --out F.json
        [--max-epochs 30] [--threads 1]
@@ -24,6 +27,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MMSA's treatment of the pooled features, per method (the other methods have no such switch)
 MMSA_TREATMENT = {"lf_dnn": {"feature_steps": "padded"}, "tfn": {"feature_steps": "padded"},
                   "lmf": {"feature_steps": "padded"}}  # fmt: skip
+# msabench's own treatment, where its default is MMSA's (the rest are msabench's defaults)
+OWN_TREATMENT = {"misa": {"av_lengths": "own"}}
 MMSA_PATIENCE = 8  # config_regression.json: early_stop
 
 
@@ -35,6 +40,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--treatment", choices=["mmsa", "msabench"], default="mmsa")
     args = parser.parse_args()
 
     from harness.data.loading import read_split_arrays
@@ -46,10 +52,15 @@ def main() -> None:
 
     started = time.perf_counter()
     manifest = read_manifest(args.store)
-    if manifest.standardize:
-        raise SystemExit(f"{args.store}: a standardised store; the parity runs read raw features")
+    own = args.treatment == "msabench"
+    if manifest.standardize != own:
+        raise SystemExit(
+            f"{args.store}: standardize is {manifest.standardize}; the {args.treatment} "
+            f"treatment needs {own}"
+        )
+    overrides = (OWN_TREATMENT if own else MMSA_TREATMENT).get(args.method, {})
     hparams = load_method(args.method).resolve_hparams(
-        "mosi", MMSA_TREATMENT.get(args.method, {}), where=f"parity.{args.method}"
+        "mosi", overrides, where=f"parity.{args.method}"
     )
     loop = LoopConfig(
         max_epochs=args.max_epochs,
@@ -65,7 +76,7 @@ def main() -> None:
     write_json_atomic(
         args.out,
         {
-            "side": "msabench",
+            "side": "msabench-own" if own else "msabench",
             "model": args.method,
             "seed": args.seed,
             "ids": [str(i) for i in test.ids],
