@@ -12,9 +12,10 @@ and 0.5 after fusion, lr 5e-3, weight decay 5e-3. The text dropout is 0 (`text_d
 one-layer TextSubNet zeroes the dropout its config names. Output: a plain Linear layer, as
 MMSA's (`output_head: linear`).
 
-Departures (docs/fidelity.md): audio and vision are averaged over their real steps and the text
-LSTM is read at the last real step (MMSA averages over the padded length and reads the last
-padded step); inputs are the harness's standardised features.
+Departures, both deliberate harness choices behind switches (docs/fidelity.md): audio and vision
+are averaged over their real steps and the text LSTM is read at the last real step
+(`feature_steps: padded` is MMSA's: means over the padded length, the last padded step); inputs
+are the harness's standardised features (the dataset's `standardize: false` feeds them raw).
 """
 
 from __future__ import annotations

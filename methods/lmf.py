@@ -25,8 +25,9 @@ As MMSA: its optimiser takes `list(model.parameters())[:3]` (the factors, at fac
 (`output_head`); the text dropout is 0 (MMSA's one-layer TextSubNet zeroes it); MMSA declares a
 fourth (post-fusion) dropout that its forward never applies, so there is none.
 
-Departures (docs/fidelity.md): sequences of any length with padding masks; inputs are the
-harness's standardised features.
+Departures (docs/fidelity.md): real-step means and the last real LSTM step (`feature_steps:
+padded` is MMSA's: the padded length and its last step); inputs are the harness's standardised
+features (the dataset's `standardize: false` feeds them raw).
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ produced MMSA's published numbers. The fused tensor has the same 33 x 129 x 33 e
 The text dropout is 0 (`text_dropout`): MMSA's one-layer TextSubNet zeroes the 0.3 its config
 names. SIMS (MMSA): text_out 256, post-fusion 32, dropouts 0.4, lr 5e-4.
 
-Departures (docs/fidelity.md): sequences of any length with padding masks (real-step means, the
-last real LSTM step); the sigmoid maps into the dataset's label range (MMSA's TFN maps into
-(-3, 3) on every dataset, SIMS included); inputs are the harness's standardised features.
+Departures (docs/fidelity.md): real-step means and the last real LSTM step (`feature_steps:
+padded` is MMSA's: the padded length and its last step); the sigmoid maps into the dataset's
+label range (MMSA's TFN maps into (-3, 3) on every dataset, SIMS included); inputs are the
+harness's standardised features (the dataset's `standardize: false` feeds them raw).
 """
 
 from __future__ import annotations
