@@ -71,6 +71,7 @@ def test_compare_and_overall_verdicts():
     shifted = report.compare(base, {m: v + 10.0 for m, v in base.items()})
     assert report.overall(shifted) == "different"
     assert "| LF-DNN | MAE" in report.markdown({"lf_dnn": same}, {"lf_dnn": "LF-DNN"})
+    assert report.counts(same) == "5 equivalent" and report.counts(shifted) == "5 different"
 
 
 def test_mmsa_runner_caps_epochs_through_early_stop():

@@ -103,7 +103,7 @@ def _load(out: Path, side: str, method: str, seeds) -> list[dict]:
 
 
 def _report(out: Path, methods, seeds) -> str:
-    from bench.parity.report import compare, markdown, overall, scores
+    from bench.parity.report import compare, counts, markdown, overall, scores
 
     results, cost = {}, []
     for method in methods:
@@ -118,7 +118,8 @@ def _report(out: Path, methods, seeds) -> str:
             raise SystemExit(f"{method}: runs with different epoch caps {sorted(caps)}")
         results[method] = compare(scores("mosi", runs["mmsa"]), scores("mosi", runs["msabench"]))
         cost.append(
-            f"| {NAMES[method]} | {overall(results[method])} | {caps.pop()} | "
+            f"| {NAMES[method]} | {overall(results[method])} ({counts(results[method])}) | "
+            f"{caps.pop()} | "
             + " | ".join(
                 f"{len(runs[s])} | {np.mean([r['epochs'] for r in runs[s]]):.1f} | "
                 f"{np.mean([r['seconds'] for r in runs[s]]):.0f}"
@@ -131,8 +132,8 @@ def _report(out: Path, methods, seeds) -> str:
         "validation loss and the same epoch cap on both sides; one torch thread per run.\n\n"
     )
     summary = (
-        "| method | verdict | epoch cap | MMSA seeds | MMSA epochs | MMSA s/run | msabench seeds "
-        "| msabench epochs | msabench s/run |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| method | verdict (metrics) | epoch cap | MMSA seeds | MMSA epochs | MMSA wall s/run | "
+        "msabench seeds | msabench epochs | msabench wall s/run |\n|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(cost)
     )
     text = header + summary + "\n\n" + markdown(results, NAMES) + "\n"

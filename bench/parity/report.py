@@ -25,6 +25,9 @@ METRICS = ("mae", "corr", "acc2_non0", "f1_non0", "acc7")
 MARGINS = {"mae": 0.04, "corr": 0.04, "acc2_non0": 2.0, "f1_non0": 2.0, "acc7": 3.0}
 
 
+VERDICTS = ("equivalent", "inconclusive", "different")
+
+
 @dataclass(frozen=True)
 class MetricParity:
     metric: str
@@ -102,11 +105,17 @@ def overall(rows: list[MetricParity]) -> str:
     return "different" if "different" in verdicts else "inconclusive"
 
 
+def counts(rows: list[MetricParity]) -> str:
+    """How many metrics got each verdict, e.g. "3 equivalent, 2 inconclusive"."""
+    found = [(v, sum(r.verdict == v for r in rows)) for v in VERDICTS]
+    return ", ".join(f"{n} {v}" for v, n in found if n)
+
+
 def markdown(results: dict[str, list[MetricParity]], names: dict[str, str]) -> str:
     """One table: a row per method and metric."""
     lines = [
-        "| method | metric | MMSA 2.2.1 | msabench | difference (95% CI) | margin | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| method | metric | MMSA 2.2.1 | msabench | difference (95% CI) | 0 in CI | margin | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for method, rows in results.items():
         for r in rows:
@@ -114,6 +123,7 @@ def markdown(results: dict[str, list[MetricParity]], names: dict[str, str]) -> s
                 f"| {names.get(method, method)} | {metric_label(r.metric)} | "
                 f"{r.mmsa.mean():.4g} ± {r.mmsa.std(ddof=1):.2g} | "
                 f"{r.msabench.mean():.4g} ± {r.msabench.std(ddof=1):.2g} | "
-                f"{r.difference:+.3g} [{r.low:+.3g}, {r.high:+.3g}] | ±{r.margin:g} | {r.verdict} |"
+                f"{r.difference:+.3g} [{r.low:+.3g}, {r.high:+.3g}] | "
+                f"{'yes' if r.low <= 0 <= r.high else 'no'} | ±{r.margin:g} | {r.verdict} |"
             )
     return "\n".join(lines)
