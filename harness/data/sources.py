@@ -66,17 +66,7 @@ def _fetch_file(config: DatasetConfig, target: Path, source_path: Path | None) -
         if p.is_file()
     ]
     source = {"type": "file", "format": fmt, "path": str(path)}
-    tokens = splits_token_info(splits, config.options, key)
-    write_store(
-        target,
-        config.name,
-        config.kind,
-        splits,
-        source,
-        inputs,
-        tokens=tokens,
-        standardize=config.standardize,
-    )
+    _write_read_store(config, target, splits, source, inputs, key)
 
 
 def resolve_user_path(value: Any, key: str) -> Path:
@@ -112,17 +102,19 @@ def _fetch_url(config: DatasetConfig, target: Path, source_path: Path | None) ->
         "files": [{"url": file.url, "path": file.path} for file in files],
         "local_copy": None if source_path is None else str(source_path),
     }
+    _write_read_store(config, target, splits, source, inputs, key)
+
+
+def _write_read_store(
+    config: DatasetConfig, target: Path, splits, source, inputs, key: str
+) -> None:
+    """Write the store of a format reader's splits, with the dataset's token model and
+    `standardize` setting."""
     tokens = splits_token_info(splits, config.options, key)
     write_store(
-        target,
-        config.name,
-        config.kind,
-        splits,
-        source,
-        inputs,
-        tokens=tokens,
+        target, config.name, config.kind, splits, source, inputs, tokens=tokens,
         standardize=config.standardize,
-    )
+    )  # fmt: skip
 
 
 def _format_option(config: DatasetConfig, key: str) -> str:
