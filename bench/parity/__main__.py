@@ -171,11 +171,13 @@ def main() -> None:
         todo = []
         for method in args.methods:
             steps = AV_STEPS.get(method, DEFAULT_AV_STEPS)
+            data = {
+                side: _parity_store(args.source_store, args.work, steps, standardize=side == OWN)
+                for side in args.sides
+            }
             for seed in args.seeds:
                 for side in args.sides:
-                    pickle_path, store = _parity_store(
-                        args.source_store, args.work, steps, standardize=side == OWN
-                    )
+                    pickle_path, store = data[side]
                     out = args.out / "runs" / side / method / f"seed-{seed}.json"
                     if not out.is_file():
                         command = _command(side, method, seed, out, args, pickle_path, store)
