@@ -1,5 +1,5 @@
 """Checks methods/reference/mmsa_defaults.csv against an installed MMSA: every `cfg:` row's
-value for mosi and sims must equal MMSA's `config/config_regression.json` (the method's
+value for mosi, mosei and sims must equal MMSA's `config/config_regression.json` (the method's
 `datasetParams[<dataset>]` over its `commonParams`). `code:` rows name what MMSA's code fixes;
 they are read, not checked, here.
 

@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "--format", dest="file_format", help="read --path in this format (mmsa, ...)"
     )
-    fetch.add_argument("--kind", choices=("mosi", "sims"), help="metrics/label range with --format")
+    fetch.add_argument(
+        "--kind", choices=("mosi", "mosei", "sims"), help="metrics/label range with --format"
+    )
 
     tune = sub.add_parser("tune", help="tune a method's hyperparameters on validation")
     tune.add_argument("dataset")

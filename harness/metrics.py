@@ -54,6 +54,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "mosi": ("acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7", "mae", "corr"),
     "sims": ("acc2", "acc3", "acc5", "f1", "mae", "corr"),
 }
+METRICS["mosei"] = METRICS["mosi"]  # MOSEI is scored as MOSI
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def best_value(name: str, values: Iterable[float]) -> float:
 
 
 def compute_metrics(kind: str, predictions: np.ndarray, truths: np.ndarray) -> dict[str, float]:
-    """All metrics of `kind` ("mosi" or "sims") for `predictions` (N,) against `truths` (N,).
+    """All metrics of `kind` ("mosi", "mosei" or "sims") for `predictions` (N,) against
+    `truths` (N,).
 
     Returns ``{metric name: value}`` in the order of ``METRICS[kind]``; accuracies and F1 are
     fractions in [0, 1]. Raises UnknownNameError for an unknown kind and ValueError for arrays

@@ -114,6 +114,13 @@ class TrainingPass:
     name: str
     parameter_groups: list[dict[str, Any]]
     loss_terms: Callable[[Batch], dict[str, torch.Tensor]]
+    # the share of each epoch's shuffled batches the pass reads, from the first: batch i runs
+    # while i / n_batches < fraction (MMSA's MMIM reads half on MOSEI)
+    fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"pass {self.name!r}: fraction must be in (0, 1], got {self.fraction}")
 
 
 class MsaMethod(nn.Module, metaclass=ABCMeta):
@@ -250,6 +257,10 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
     @abstractmethod
     def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Named, already weighted scalar loss terms; the loop minimises their sum."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Hook the loop calls at the start of every training epoch (1-based), before any pass
+        (default: nothing; MMIM clears its entropy memories here, as MMSA's trainer does)."""
 
     def extra_step(self, batch: Batch) -> dict[str, float]:
         """Hook for an extra optimisation step before the main one (default: none).

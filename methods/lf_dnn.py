@@ -61,6 +61,13 @@ class LFDNN(MsaMethod):
     Hparams = LFDNNHparams
     KIND_DEFAULTS = {
         "mosi": {},
+        "mosei": {
+            "audio_hidden": 32,
+            "text_out": 128,
+            "batch_size": 64,
+            "learning_rate": 0.002,
+            "weight_decay": 0.001,
+        },
         "sims": {
             "audio_hidden": 32,
             "post_fusion_dim": 32,

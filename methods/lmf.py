@@ -105,6 +105,12 @@ class LMF(MsaMethod):
     Hparams = LMFHparams
     KIND_DEFAULTS = {
         "mosi": {},
+        "mosei": {
+            "dropout": 0.2,
+            "rank": 4,
+            "batch_size": 32,
+            "weight_decay": 0.001,
+        },
         "sims": {
             "text_hidden": 64,
             "vision_hidden": 64,

@@ -19,10 +19,10 @@ Loss = task (MSE, as MISA's regression trainer) + diff_weight * diff + sim_weigh
 A weight of 0 removes its term. The shared functions live in `methods/common/similarity.py`.
 
 MMSA defaults (MOSI, regression): hidden 128, dropout 0.2, batch 16, lr 1e-4, diff 0.1, sim 0.3,
-recon 1.0. MOSEI: batch 64, dropout 0.5, diff 0.3, sim 0.8 (set them per dataset in params.yaml;
-the "mosi" kind defaults are MOSI's). SIMS: batch 64, dropout 0.0, diff 0.3, sim 1.0, recon 0.8,
-gradient clip 1.0. MMSA's config names weight decays (5e-5 on MOSEI and SIMS), but its MISA
-trainer never passes them to Adam: weight decay 0 everywhere, as trained. Training (MMSA's
+recon 1.0. MOSEI (the `mosei` kind): batch 64, dropout 0.5, diff 0.3, sim 0.8. SIMS: batch 64,
+dropout 0.0, diff 0.3, sim 1.0, recon 0.8, gradient clip 1.0. MMSA's config names weight
+decays (5e-5 on MOSEI and SIMS), but its MISA trainer never passes them to Adam: weight decay 0
+everywhere, as trained. Training (MMSA's
 trainer): one Adam over everything, gradients of 2 batches summed per step (`update_epochs`),
 each entry clipped to 0.8 after every backward (`grad_clip_mode: value`).
 
@@ -130,6 +130,12 @@ class MISA(MsaMethod):
     TEXT_POOLING = "mean"
     KIND_DEFAULTS = {
         "mosi": {},
+        "mosei": {
+            "batch_size": 64,
+            "dropout": 0.5,
+            "diff_weight": 0.3,
+            "sim_weight": 0.8,
+        },
         "sims": {
             "batch_size": 64,
             "dropout": 0.0,

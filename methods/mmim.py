@@ -35,11 +35,17 @@ variance; false bounds the log-variance by tanh and keeps the term); a plain Lin
 step on the same batch, on representations computed without gradient, clipping q's gradients
 alone.
 
-Departures (docs/fidelity.md): the memories roll over epochs and the entropy is estimated from
-memory + current batch from the first batch on (MMSA clears them each epoch and subtracts the
-entropy from the third batch of an epoch), with a jitter of 1e-3 on the covariance (MMSA's
-logdet is -inf on a degenerate batch); MMSA's MOSEI estimator pass reads half the batches (no
-MOSEI kind here); inputs are the harness's standardised features.
+The entropy memories as MMSA's trainer keeps them (`entropy_memory: epoch`): cleared at each
+epoch's start (the loop's `start_epoch`), the entropy counted from batch index memory_size + 1
+of the epoch, no jitter on the covariance (`entropy_jitter: 0`; a sign with no more samples than
+dimensions adds 0 where MMSA's logdet is -inf). msabench's earlier form, `entropy_memory:
+rolling` with `entropy_jitter: 1e-3`, keeps them across epochs and counts from the first batch.
+
+On the `mosei` kind the estimator pass reads the first half of each epoch's batches
+(`mmilb_pass_fraction: 0.5`), as MMSA's trainer does on MOSEI.
+
+Departures (docs/fidelity.md): inputs are the harness's standardised features unless the
+dataset says `standardize: false`.
 """
 
 from __future__ import annotations
@@ -82,6 +88,13 @@ class MMIMHparams(OptimHparams):
     entropy_weight: float = 0.1  # beta in MMIM
     add_va: bool = False
     memory_size: int = 1  # batches per label sign (mem_size)
+    # ENTROPY_MEMORIES: "epoch" (MMSA's trainer: the memories are cleared at each epoch's start
+    # and the entropy counts from batch index memory_size + 1 of the epoch); "rolling"
+    # (msabench's earlier form: kept across epochs, counted from the first batch)
+    entropy_memory: str = "epoch"
+    # added to the covariance's diagonal before logdet: 0 is MMSA's (a sign with no more samples
+    # than dimensions then adds 0, where MMSA's logdet is -inf); msabench's earlier form: 1e-3
+    entropy_jitter: float = 0.0
     mmilb_learning_rate: float = 1e-3
     mmilb_weight_decay: float = 1e-4
     mmilb_reference_form: bool = True  # MMSA's form (module docstring); False: bounded
@@ -90,6 +103,9 @@ class MMIMHparams(OptimHparams):
     # "per_batch" (msabench's earlier form: one step of q before every main step, on the same
     # batch's representations computed without gradient, clipping q's gradients alone)
     mmilb_schedule: str = "passes"
+    # the share of each epoch's batches the estimator pass reads (MMSA's trainer: half on MOSEI,
+    # all elsewhere; the `mosei` kind's default)
+    mmilb_pass_fraction: float = 1.0
     task_loss: str = "l1"
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
@@ -106,6 +122,7 @@ class MMIMHparams(OptimHparams):
 
 
 MMILB_SCHEDULES = ("passes", "per_batch")
+ENTROPY_MEMORIES = ("epoch", "rolling")
 
 
 def _check(hp: MMIMHparams, where: str = "hparams") -> None:
@@ -121,6 +138,19 @@ def _check(hp: MMIMHparams, where: str = "hparams") -> None:
             )
     if hp.memory_size < 0:
         raise ConfigError(f"{where}.memory_size: expected >= 0 batches, got {hp.memory_size}")
+    if not 0.0 < hp.mmilb_pass_fraction <= 1.0:
+        raise ConfigError(
+            f"{where}.mmilb_pass_fraction: expected a share in (0, 1], got {hp.mmilb_pass_fraction}"
+        )
+    if hp.entropy_memory not in ENTROPY_MEMORIES:
+        raise ConfigError(
+            f"{where}.entropy_memory: expected one of {', '.join(ENTROPY_MEMORIES)}, "
+            f"got {hp.entropy_memory!r}"
+        )
+    if hp.entropy_jitter < 0:
+        raise ConfigError(
+            f"{where}.entropy_jitter: expected a non-negative number, got {hp.entropy_jitter}"
+        )
 
 
 @register_method("mmim")
@@ -131,7 +161,9 @@ class MMIM(MsaMethod):
     Hparams = MMIMHparams
     TEXT_POOLING = "cls"
     # MMSA uses the same MMIM settings for MOSI, MOSEI and SIMS
-    KIND_DEFAULTS = {"mosi": {}, "sims": {}}
+    # MMSA uses the same MMIM settings for MOSI, MOSEI and SIMS; its trainer's estimator pass
+    # reads half the batches on MOSEI
+    KIND_DEFAULTS = {"mosi": {}, "mosei": {"mmilb_pass_fraction": 0.5}, "sims": {}}
     SEARCH_SPACE = {
         "learning_rate": FloatRange(3e-4, 3e-3, log=True),
         "cpc_weight": FloatRange(0.01, 1.0, log=True),
@@ -191,6 +223,8 @@ class MMIM(MsaMethod):
                     self.out_dims[PAIRS[pair][1]],
                     hp.memory_size,
                     hp.mmilb_reference_form,
+                    jitter=hp.entropy_jitter,
+                    memory_warmup=hp.memory_size + 1 if hp.entropy_memory == "epoch" else 0,
                 )
                 for pair in pairs
             }
@@ -230,6 +264,12 @@ class MMIM(MsaMethod):
             "entropy": hp.entropy_weight,
             "cpc": hp.cpc_weight,
         }
+
+    def start_epoch(self, epoch: int) -> None:
+        """With `entropy_memory: epoch` (MMSA's), forget the entropy memories of the last epoch."""
+        if self.hparams.entropy_memory == "epoch":
+            for estimator in self.mmilb.values():
+                estimator.memory.clear()
 
     # -- model -----------------------------------------------------------------------------------
     def encode(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -296,7 +336,7 @@ class MMIM(MsaMethod):
         def terms(batch: Batch) -> dict[str, torch.Tensor]:
             return {"mmilb_nll": -self._likelihoods(self.encode(batch), frozen=False)}
 
-        return [TrainingPass("mmilb", [group], terms)]
+        return [TrainingPass("mmilb", [group], terms, hp.mmilb_pass_fraction)]
 
     def extra_step(self, batch: Batch) -> dict[str, float]:
         """The per-batch estimator step (`mmilb_schedule: per_batch`): fit q(y|x) by maximum

@@ -141,6 +141,19 @@ class MulT(MsaMethod):
     Hparams = MulTHparams
     KIND_DEFAULTS = {
         "mosi": {},
+        "mosei": {
+            "model_dim": 30,
+            "num_heads": 6,
+            "audio_kernel": 1,
+            "vision_kernel": 3,
+            "text_dropout": 0.3,
+            "attn_dropout_text": 0.4,
+            "attn_dropout_audio": 0.0,
+            "embed_dropout": 0.0,
+            "batch_size": 4,
+            "learning_rate": 5e-4,
+            "scheduler_patience": 20,
+        },
         "sims": {
             "levels": 2,
             "memory_levels": 3,

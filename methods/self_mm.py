@@ -92,10 +92,14 @@ class SelfMMHparams(OptimHparams):
     label_warmup_visits: int = 1
     exclude_zero: bool = True
     task_loss: str = "l1"
-    learning_rate: float = 1e-3
-    av_learning_rate: float = 5e-3
-    weight_decay: float = 1e-3
-    av_weight_decay: float = 1e-3
+    learning_rate: float = 1e-3  # learning_rate_other: the text LSTM and the four heads
+    weight_decay: float = 1e-3  # weight_decay_other
+    # the audio and the vision encoder, each its own optimiser group (MMSA: learning_rate_audio,
+    # learning_rate_video, weight_decay_audio, weight_decay_video)
+    audio_learning_rate: float = 5e-3
+    video_learning_rate: float = 5e-3
+    audio_weight_decay: float = 1e-3
+    video_weight_decay: float = 1e-3
     batch_size: int = 16
     # MMSA's SELF_MM trainer: gradients of 4 batches summed per step, no clipping, no schedule;
     # BERT's biases and LayerNorm weights without weight decay (its own optimiser group)
@@ -222,16 +226,28 @@ class SelfMM(MsaMethod):
     TEXT_POOLING = "cls"
     KIND_DEFAULTS = {
         "mosi": {},
+        "mosei": {
+            "batch_size": 32,
+            "video_learning_rate": 1e-4,
+            "audio_weight_decay": 0.0,
+            "video_weight_decay": 0.0,
+            "weight_decay": 0.01,
+            "post_fusion_dropout": 0.1,
+            "post_text_dropout": 0.0,
+            "post_audio_dropout": 0.0,
+        },
         "sims": {
             "batch_size": 32,
             "vision_lstm_hidden": 64,
             "post_text_dim": 64,
-            "av_weight_decay": 1e-2,
+            "audio_weight_decay": 1e-2,
+            "video_weight_decay": 1e-2,
         },
     }
     SEARCH_SPACE = {
         "learning_rate": FloatRange(3e-4, 3e-3, log=True),
-        "av_learning_rate": FloatRange(1e-3, 1e-2, log=True),
+        "audio_learning_rate": FloatRange(1e-3, 1e-2, log=True),
+        "video_learning_rate": FloatRange(1e-4, 1e-2, log=True),
         "weight_decay": FloatRange(1e-5, 1e-2, log=True),
         "unimodal_weight": FloatRange(0.1, 2.0),
         "post_fusion_dropout": FloatRange(0.0, 0.5),
@@ -315,16 +331,16 @@ class SelfMM(MsaMethod):
         return {"task": 1.0, **dict.fromkeys(UNIMODAL, self.hparams.unimodal_weight)}
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Audio and vision encoders at av_learning_rate / av_weight_decay; the text encoder and
-        the four heads at the default learning rate and weight decay (MMSA's grouping)."""
-        av = [*self.audio_encoder.parameters(), *self.vision_encoder.parameters()]
-        av_ids = {id(p) for p in av}
+        """The audio encoder at audio_learning_rate / audio_weight_decay, the vision encoder at
+        video_learning_rate / video_weight_decay, the text encoder and the four heads at the
+        default learning rate and weight decay (MMSA's grouping)."""
+        hp = self.hparams
+        audio = list(self.audio_encoder.parameters())
+        vision = list(self.vision_encoder.parameters())
+        av_ids = {id(p) for p in (*audio, *vision)}
         others = [p for p in self.parameters() if p.requires_grad and id(p) not in av_ids]
         return [
-            {
-                "params": av,
-                "lr": self.hparams.av_learning_rate,
-                "weight_decay": self.hparams.av_weight_decay,
-            },
+            {"params": audio, "lr": hp.audio_learning_rate, "weight_decay": hp.audio_weight_decay},
+            {"params": vision, "lr": hp.video_learning_rate, "weight_decay": hp.video_weight_decay},
             {"params": others},
         ]

@@ -3,8 +3,10 @@
 Audio and vision are mean pooled over their real time steps and encoded by SubNets; text is encoded
 by an LSTM (TextSubNet). Each vector is extended with a constant 1 and the three are combined by an
 outer product [h_a; 1] x [h_v; 1] x [h_t; 1] (so uni-, bi- and tri-modal interactions are all
-present), flattened, and passed through a post-fusion MLP; the output is squashed into the label
-range (sigmoid * range + shift, as in TFN). Loss: L1 on y (MMSA's regression trainer).
+present), flattened, and passed through a post-fusion MLP; the output is squashed by a sigmoid
+(sigmoid * range + shift, as in TFN) into (-3, 3) on every dataset, as MMSA's TFN (`output_range:
+mmsa`), or into the dataset's label range (`output_range: labels`). Loss: L1 on y (MMSA's
+regression trainer).
 
 MMSA defaults (MOSI): hidden_dims [128, 32, 128], text_out 32, post_fusion 64, dropouts
 0.3/0.3/0.3/0.5, batch 32, lr 1e-3. MMSA's code unpacks hidden_dims as (text, audio, video):
@@ -16,8 +18,7 @@ The text dropout is 0 (`text_dropout`): MMSA's one-layer TextSubNet zeroes the 0
 names. SIMS (MMSA): text_out 256, post-fusion 32, dropouts 0.4, lr 5e-4.
 
 Departures (docs/fidelity.md): real-step means and the last real LSTM step (`feature_steps:
-padded` is MMSA's: the padded length and its last step); the sigmoid maps into the dataset's
-label range (MMSA's TFN maps into (-3, 3) on every dataset, SIMS included); inputs are the
+padded` is MMSA's: the padded length and its last step); inputs are the
 harness's standardised features (the dataset's `standardize: false` feeds them raw).
 """
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.data.types import Batch, DataSpec
+from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.encoders import (
     PooledUnimodalEncoders,
@@ -53,6 +55,10 @@ class TFNHparams(OptimHparams):
     post_fusion_dropout: float = 0.5
     task_loss: str = "l1"
     output_head: str = "sigmoid"  # MMSA's TFN: sigmoid * output_range + output_shift
+    # OUTPUT_RANGES: the interval the sigmoid head maps into: "mmsa" (-3, 3) on every dataset,
+    # SIMS included (MMSA's fixed output_range 6 and output_shift -3; SIMS scores are clipped to
+    # [-1, 1] by the metrics, as MMSA's), or "labels": the dataset's label range
+    output_range: str = "mmsa"
     # "real": audio/vision averaged over real steps, text LSTM read at the last real step
     # (msabench's); "padded": over the dataset's padded lengths (MMSA's; methods/common/encoders)
     feature_steps: str = "real"
@@ -74,6 +80,9 @@ def tensor_fusion(vectors: list[torch.Tensor]) -> torch.Tensor:
     return fused
 
 
+OUTPUT_RANGES = {"mmsa": (-3.0, 3.0), "labels": None}  # None: the dataset's label range
+
+
 @register_method("tfn")
 class TFN(MsaMethod):
     """Tensor Fusion Network. Outputs: prediction (B,), fused (B, (H_a+1)(H_v+1)(text_out+1))."""
@@ -81,6 +90,16 @@ class TFN(MsaMethod):
     Hparams = TFNHparams
     KIND_DEFAULTS = {
         "mosi": {},
+        "mosei": {
+            "audio_hidden": 16,
+            "text_out": 128,
+            "post_fusion_dim": 16,
+            "audio_dropout": 0.4,
+            "vision_dropout": 0.4,
+            "post_fusion_dropout": 0.4,
+            "batch_size": 128,
+            "learning_rate": 0.005,
+        },
         "sims": {
             "text_out": 256,
             "post_fusion_dim": 32,
@@ -103,6 +122,11 @@ class TFN(MsaMethod):
     @classmethod
     def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
         check_feature_steps(hparams, where)
+        if hparams.output_range not in OUTPUT_RANGES:  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"{where}.output_range: expected one of {', '.join(OUTPUT_RANGES)}, "
+                f"got {hparams.output_range!r}"  # type: ignore[attr-defined]
+            )
 
     def __init__(self, hparams: TFNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
@@ -115,7 +139,8 @@ class TFN(MsaMethod):
         self.post_fusion = post_fusion_mlp(
             fused, hparams.post_fusion_dim, hparams.post_fusion_dropout
         )
-        self.head = RegressionHead(hparams.post_fusion_dim, spec.label_range, hparams.output_head)
+        output_range = OUTPUT_RANGES[hparams.output_range] or spec.label_range
+        self.head = RegressionHead(hparams.post_fusion_dim, output_range, hparams.output_head)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         encoded = self.encoders(batch)

@@ -78,7 +78,7 @@ def test_unknown_method_section(raw) -> None:
         (("tune", "n_trials"), "many", "tune.n_trials: expected an integer, got 'many'"),
         (("compare", "alpha"), 2, "compare.alpha: expected a number between 0 and 1"),
         (("train", "select_metric"), "acc9", "train.select_metric"),
-        (("datasets", "synth", "kind"), "imdb", "datasets.synth.kind: expected one of mosi, sims"),
+        (("datasets", "synth", "kind"), "imdb", "datasets.synth.kind: expected one of mosi, mosei"),
         (("datasets", "synth", "source"), "ftp", "datasets.synth.source: expected one of synth"),
         (("methods", "tfn"), {"hparam": {}}, "methods.tfn.hparam: unknown key; allowed: hparams"),
     ],

@@ -73,8 +73,8 @@ MISTYPED = [
     (("benchmark", "datasets"), "synth", "benchmark.datasets: expected a list of names, got "
      "'synth'"),
     (("mlflow", "tracking_uri"), 5, "mlflow.tracking_uri: expected a non-empty string, got 5"),
-    (("datasets", "synth", "kind"), "mosei", "datasets.synth.kind: expected one of mosi, sims, "
-     "got 'mosei'"),
+    (("datasets", "synth", "kind"), "imdb", "datasets.synth.kind: expected one of mosi, mosei, "
+     "sims, got 'imdb'"),
     (("datasets", "synth", "synthetic", "n_train"), -5, "datasets.synth.synthetic.n_train: "
      "expected a positive integer, got -5"),
     (("datasets", "mosi_bclstm", "valid_fraction"), 1.5, "datasets.mosi_bclstm.valid_fraction: "
@@ -106,10 +106,10 @@ METHOD_SECTIONS = [
     (("methods", "tfn", "hparams", "post_fusion_dimm"), 3, "methods.tfn.hparams.post_fusion_dimm"
      ": unknown hyperparameter of tfn; allowed: audio_dropout, audio_hidden, batch_size, "
      "bert_no_decay_norms, feature_steps, grad_accumulation, grad_clip, grad_clip_mode, "
-     "learning_rate, learning_rate_bert, lr_scheduler, output_head, post_fusion_dim, "
-     "post_fusion_dropout, scheduler_factor, scheduler_patience, task_loss, text_dropout, "
-     "text_encoder, text_finetune, text_hidden, text_out, vision_dropout, vision_hidden, "
-     "weight_decay, weight_decay_bert (did you mean 'post_fusion_dim'?)"),
+     "learning_rate, learning_rate_bert, lr_scheduler, output_head, output_range, "
+     "post_fusion_dim, post_fusion_dropout, scheduler_factor, scheduler_patience, task_loss, "
+     "text_dropout, text_encoder, text_finetune, text_hidden, text_out, vision_dropout, "
+     "vision_hidden, weight_decay, weight_decay_bert (did you mean 'post_fusion_dim'?)"),
     (("methods", "fsrf", "hparams", "fusion_heads"), 5, "methods.fsrf.hparams.fusion_heads: "
      "expected a positive divisor of model_dim=32, got 5"),
     (("methods", "tfn", "search_space", "learning_rate"), {"low": "x"}, "methods.tfn."

@@ -248,10 +248,20 @@ def test_parameter_groups_cover_every_parameter_once(tiny_data) -> None:
     lmf = _build("lmf", spec, factor_learning_rate=7e-4)
     factor_group = lmf.parameter_groups()[0]
     assert factor_group["lr"] == 7e-4 and len(factor_group["params"]) == 3
-    self_mm = _build("self_mm", spec, av_learning_rate=4e-3, av_weight_decay=2e-2)
-    av_group = self_mm.parameter_groups()[0]
-    expected = {
-        id(p) for m in (self_mm.audio_encoder, self_mm.vision_encoder) for p in m.parameters()
+    self_mm = _build(
+        "self_mm",
+        spec,
+        audio_learning_rate=4e-3,
+        audio_weight_decay=2e-2,
+        video_learning_rate=1e-4,
+        video_weight_decay=0.0,
+    )
+    audio_group, vision_group = self_mm.parameter_groups()[:2]
+    assert {id(p) for p in audio_group["params"]} == {
+        id(p) for p in self_mm.audio_encoder.parameters()
     }
-    assert {id(p) for p in av_group["params"]} == expected
-    assert av_group["lr"] == 4e-3 and av_group["weight_decay"] == 2e-2
+    assert {id(p) for p in vision_group["params"]} == {
+        id(p) for p in self_mm.vision_encoder.parameters()
+    }
+    assert audio_group["lr"] == 4e-3 and audio_group["weight_decay"] == 2e-2
+    assert vision_group["lr"] == 1e-4 and vision_group["weight_decay"] == 0.0

@@ -20,6 +20,7 @@ from harness.errors import ConfigError
 from harness.training.loop import LoopConfig, RunContext, build_model, evaluate, fit
 from methods import METHODS
 from methods.common.transformer import CrossModalTransformer
+from methods.mmim import PAIRS
 from methods.search_space import suggest_all
 
 NAMES = ["mult", "mmim"]
@@ -309,6 +310,76 @@ def test_mmim_epoch_follows_mmsa_trainer(tiny_data) -> None:
         for a, b in zip(ours.mmilb.parameters(), untrained.mmilb.parameters(), strict=True)
     ]
     assert any(moved)  # the estimator pass trained q
+
+
+def _mmsa_entropy_terms(model, outputs: list[dict], labels: list[torch.Tensor]) -> list[float]:
+    """The entropy term of each batch of one epoch as MMSA's `train_others` and MMILB compute
+    it, written out by hand: memories built empty each epoch, passed from i_batch >= mem_size,
+    H = 0.25 (logdet S_pos + logdet S_neg) of memory + batch (biased covariance, no jitter),
+    subtracted (times beta) only while i_batch > mem_size; the oldest batch replaced."""
+    size, beta = model.hparams.memory_size, model.hparams.entropy_weight
+    memories = {pair: {"pos": [], "neg": []} for pair in model.mmilb}
+    terms = []
+    for i_batch, (out, y_true) in enumerate(zip(outputs, labels, strict=True)):
+        total = 0.0
+        for pair, estimator in model.mmilb.items():
+            y = torch.tanh(estimator.entropy_projection(out[PAIRS[pair][1]]))
+            current = {"pos": y[y_true > 0], "neg": y[y_true < 0]}
+            if i_batch > size:
+                h = 0.0
+                for sign in ("pos", "neg"):
+                    rows = torch.cat(memories[pair][sign] + [current[sign]], dim=0)
+                    centred = rows - rows.mean(dim=0)
+                    sigma = torch.mean(torch.bmm(centred.unsqueeze(-1), centred.unsqueeze(1)), 0)
+                    h += 0.25 * float(torch.logdet(sigma))
+                total -= beta * h
+            for sign in ("pos", "neg"):
+                if len(memories[pair][sign]) < size:
+                    memories[pair][sign].append(current[sign])
+                else:
+                    memories[pair][sign][i_batch % size] = current[sign]
+        terms.append(total)
+    return terms
+
+
+@pytest.mark.parametrize("memory_size", [1, 2])
+def test_mmim_entropy_memory_follows_mmsa_trainer(memory_size, tiny_data) -> None:
+    spec, splits = tiny_data
+    model = _model("mmim", spec, seed=1, memory_size=memory_size, batch_size=16)
+    assert model.hparams.entropy_memory == "epoch" and model.hparams.entropy_jitter == 0.0
+    model.train()
+    shuffle = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for epoch in (1, 2):
+            model.start_epoch(epoch)
+            batches = list(iterate_batches(splits["train"], 16, True, shuffle, False))
+            outputs = [model(batch) for batch in batches]
+            ours = [
+                float(model.loss_terms(batch, out)["entropy"])
+                for batch, out in zip(batches, outputs, strict=True)
+            ]
+            labels = [batch.labels for batch in batches]
+            expected = _mmsa_entropy_terms(model, outputs, labels)
+            assert ours == pytest.approx(expected, rel=1e-4, abs=1e-6)
+            assert ours[: memory_size + 1] == [0.0] * (memory_size + 1)
+            assert all(term != 0.0 for term in ours[memory_size + 1 :])
+
+
+def test_mmim_rolling_entropy_memory_is_the_earlier_form(tiny_data) -> None:
+    spec, splits = tiny_data
+    model = _model("mmim", spec, seed=1, entropy_memory="rolling", entropy_jitter=1e-3)
+    model.train()
+    batch = _batch(splits)
+    with torch.no_grad():
+        model.start_epoch(1)
+        first = float(model.loss_terms(batch, model(batch))["entropy"])
+        model.start_epoch(2)  # kept across epochs
+        assert all(len(e.memory.banks["pos"]) == 1 for e in model.mmilb.values())
+    assert first != 0.0  # counted from the first batch
+    with pytest.raises(ConfigError, match="entropy_memory"):
+        _model("mmim", spec, entropy_memory="forever")
+    with pytest.raises(ConfigError, match="entropy_jitter"):
+        _model("mmim", spec, entropy_jitter=-1.0)
 
 
 def test_mmim_add_va_adds_a_third_bound(tiny_data) -> None:

@@ -201,8 +201,16 @@ def test_bad_input_raises_one_line(preds: np.ndarray, truths: np.ndarray, messag
 
 
 def test_unknown_names() -> None:
-    with pytest.raises(UnknownNameError, match="valid kinds: mosi, sims"):
-        compute_metrics("mosei", np.zeros(2), np.zeros(2))
+    with pytest.raises(UnknownNameError, match="valid kinds: mosei, mosi, sims"):
+        compute_metrics("iemocap", np.zeros(2), np.zeros(2))
+
+
+def test_mosei_kind_is_scored_as_mosi() -> None:
+    preds, truths = np.array([-2.4, 0.3, 1.6, -0.2]), np.array([-3.0, 0.0, 2.0, 0.4])
+    assert compute_metrics("mosei", preds, truths) == compute_metrics("mosi", preds, truths)
+
+
+def test_unknown_metric_name() -> None:
     with pytest.raises(UnknownNameError, match="valid names: .*acc2_has0"):
         metric_info("accuracy")
 

@@ -162,6 +162,31 @@ def test_label_split_entropy_is_mmim_quarter_logdet_sum() -> None:
     assert value == pytest.approx(expected, rel=1e-5)
 
 
+def test_label_split_memory_warmup_restarts_after_clear() -> None:
+    samples = torch.randn(8, 2, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([1.0, -1.0] * 4)
+    memory = LabelSplitMemory(size=1, warmup=2)
+    values = []
+    for _ in range(3):
+        values.append(float(memory.entropy(samples, labels, jitter=1e-3)))
+        memory.push(samples, labels)
+    assert values[:2] == [0.0, 0.0] and values[2] != 0.0
+    memory.clear()
+    assert memory.pushed == 0 and float(memory.entropy(samples, labels, jitter=1e-3)) == 0.0
+    with pytest.raises(ValueError, match="warmup"):
+        LabelSplitMemory(size=1, warmup=-1)
+
+
+def test_label_split_entropy_without_jitter_skips_a_singular_sign() -> None:
+    # 3 positive samples in 3 dimensions: a singular covariance (logdet -inf in MMIM's code)
+    samples = torch.randn(9, 3, generator=torch.Generator().manual_seed(2))
+    labels = torch.tensor([1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0])
+    value = LabelSplitMemory(size=0).entropy(samples, labels, jitter=0.0)
+    assert float(value) == pytest.approx(0.5 * float(half_logdet_entropy(samples[3:], 0.0)))
+    with_jitter = LabelSplitMemory(size=0).entropy(samples, labels, jitter=1e-3)
+    assert torch.isfinite(with_jitter) and float(with_jitter) != pytest.approx(float(value))
+
+
 def test_mmilb_entropy_is_finite_for_degenerate_batches_and_remembers() -> None:
     estimator = MMILB(4, 8, memory_size=1)
     y = torch.zeros(3, 8)

@@ -81,3 +81,29 @@ def test_mmsa_runner_caps_epochs_through_early_stop():
     assert list(loader) == [1, 2, 3] and config["early_stop"] == 8 and len(loader) == 3
     list(loader)
     assert config["early_stop"] == 0 and loader.passes == 2
+
+
+def test_report_compares_each_earlier_form_with_mmsa(tmp_path):
+    """A run folder beside the two sides (an earlier msabench form kept for an ablation) gets
+    its own table against MMSA; the two sides' table is unchanged by it."""
+    import json
+
+    main = _module("__main__")
+    rng = np.random.default_rng(0)
+    labels = rng.uniform(-3, 3, 40).round(1).tolist()
+    for side, noise in (("mmsa", 0.5), ("msabench", 0.5), ("msabench-rolling", 2.0)):
+        for seed in (1, 2, 3):
+            run = {
+                "side": side, "model": "mmim", "seed": seed, "epochs": 1, "max_epochs": 1,
+                "seconds": 1.0, "ids": list(range(40)), "labels": labels,
+                "predictions": (np.asarray(labels) + rng.normal(0, noise, 40)).tolist(),
+            }  # fmt: skip
+            path = tmp_path / "runs" / side / "mmim" / f"seed-{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(run), encoding="utf-8")
+    text = main._report(tmp_path, ["mmim"], [1, 2, 3])
+    assert main._variant_sides(tmp_path) == ["msabench-rolling"]
+    assert "An earlier msabench form, `msabench-rolling`" in text
+    assert "| MMSA 2.2.1 | msabench-rolling |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| MMIM | MAE |")]
+    assert len(rows) == 2 and rows[0] != rows[1]  # the two sides, then the earlier form

@@ -161,6 +161,45 @@ def test_a_methods_own_pass_steps_only_its_parameters(tiny_data) -> None:
     assert {"shrink", "own_total", "task", "total"} <= set(outcome.history[0].train)
 
 
+class _PartialPass(METHODS.get("lf_dnn")):  # type: ignore[misc, valid-type]
+    """LF-DNN with a pass of its own that reads a share of the batches and records them."""
+
+    fraction = 1.0
+
+    def __init__(self, hparams, spec) -> None:
+        super().__init__(hparams, spec)
+        self.extra = nn.Parameter(torch.ones(1))
+        self.seen: list[list[int]] = []
+
+    def parameter_groups(self):
+        return [{"params": [p for p in self.parameters() if p is not self.extra]}]
+
+    def training_passes(self):
+        def terms(batch):
+            self.seen.append(batch.index.tolist())
+            return {"shrink": (self.extra**2).sum()}
+
+        group = {"params": [self.extra], "lr": 0.1, "weight_decay": 0.0}
+        return [TrainingPass("own", [group], terms, self.fraction)]
+
+
+@pytest.mark.parametrize(("fraction", "expected"), [(1.0, 4), (0.5, 2), (0.6, 3), (0.1, 1)])
+def test_a_pass_reads_the_first_share_of_the_batches(fraction, expected, tiny_data) -> None:
+    """MMSA's MMIM on MOSEI: `if i_batch / len(loader) >= 0.5: break` over the shuffled loader;
+    here 64 samples in batches of 16 (4 batches)."""
+    spec, splits = tiny_data
+    cls = type("Partial", (_PartialPass,), {"fraction": fraction})
+    hparams = cls.resolve_hparams(spec.kind, {"batch_size": 16, **NO_DROPOUT})
+    model = build_model(cls, hparams, spec, SEED)
+    fit(model, splits["train"], splits["valid"], ONE_EPOCH, RunContext("t", "p", 1), 1)
+    shuffled = iterate_batches(splits["train"], 16, True, torch.Generator().manual_seed(1), False)
+    first = [batch.index.tolist() for batch in shuffled]
+    assert model.seen == first[:expected]
+    assert expected == len([i for i in range(4) if i / 4 < fraction])  # MMSA's rule
+    with pytest.raises(ValueError, match="fraction must be in"):
+        TrainingPass("own", [], lambda batch: {}, 0.0)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [

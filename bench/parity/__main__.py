@@ -151,7 +151,29 @@ def _report(out: Path, methods, seeds) -> str:
             + markdown(effects, NAMES).replace("| MMSA 2.2.1 | msabench |", "| MMSA's | own |")
             + "\n"
         )
+    for variant in _variant_sides(out):
+        rows = {}
+        for method in methods:
+            mmsa, other = _load(out, "mmsa", method, seeds), _load(out, variant, method, seeds)
+            if min(len(mmsa), len(other)) >= 2:
+                rows[method] = compare(scores("mosi", mmsa), scores("mosi", other))
+        if rows:
+            text += (
+                f"\nAn earlier msabench form, `{variant}` (its runs under runs/{variant}/; "
+                "bench/README.md says what it is), against MMSA, same seeds and budget.\n\n"
+                + markdown(rows, NAMES).replace("| msabench |", f"| {variant} |")
+                + "\n"
+            )
     return text
+
+
+def _variant_sides(out: Path) -> list[str]:
+    """Run folders under `out`/runs other than the compared sides and `msabench-own`: earlier
+    forms of msabench kept for an ablation (e.g. `msabench-rolling`), each compared with MMSA."""
+    runs = out / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted(d.name for d in runs.iterdir() if d.is_dir() and d.name not in {*SIDES, OWN})
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ class RemoteFile:
 class DatasetConfig:
     name: str
     source: str  # a key of SOURCE_KEYS: "synthetic", "file", "url"
-    kind: str  # "mosi" (MOSI/MOSEI metrics) or "sims"
+    kind: str  # "mosi", "mosei" (MOSI's metrics, MOSEI's method defaults) or "sims"
     options: Mapping[str, Any] = field(default_factory=dict)  # the whole section, checked
 
     @property

@@ -12,8 +12,14 @@ if TYPE_CHECKING:
 
 MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
-DATASET_KINDS: tuple[str, ...] = ("mosi", "sims")  # MOSI/MOSEI metrics vs CH-SIMS metrics
-LABEL_RANGES: dict[str, tuple[float, float]] = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}
+# a kind fixes the label range, the metrics and the methods' reference defaults: "mosi" and
+# "mosei" share the [-3, 3] scale and its metrics and differ in the defaults MMSA sets for them
+DATASET_KINDS: tuple[str, ...] = ("mosi", "mosei", "sims")
+LABEL_RANGES: dict[str, tuple[float, float]] = {
+    "mosi": (-3.0, 3.0),
+    "mosei": (-3.0, 3.0),
+    "sims": (-1.0, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,6 @@ class DataSpec:
     kind: str  # one of DATASET_KINDS
     feature_dims: dict[str, int]  # modality -> D_m
     max_lengths: dict[str, int]  # modality -> T_m (padded length)
-    label_range: tuple[float, float]  # (-3, 3) for mosi kind, (-1, 1) for sims kind
+    label_range: tuple[float, float]  # (-3, 3) for the mosi and mosei kinds, (-1, 1) for sims
     modalities: tuple[str, ...] = MODALITIES
     tokens: TokenInfo | None = None  # the text model of the dataset's token ids, if it has them

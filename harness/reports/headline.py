@@ -26,6 +26,7 @@ __all__ = ["HEADLINE_METRICS", "headline_dir", "headline_file", "headline_rows",
 # per dataset kind: the metrics of `dvc metrics show`, in column order
 HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
     "mosi": ("mae", "corr", "acc2_has0", "f1_has0"),
+    "mosei": ("mae", "corr", "acc2_has0", "f1_has0"),
     "sims": ("mae", "corr", "acc2", "f1"),
 }
 

@@ -114,7 +114,7 @@ def area_frames(
     }
 
 
-HEADLINE = {"mosi": ("acc2_non0", "mae"), "sims": ("acc2", "mae")}
+HEADLINE = {"mosi": ("acc2_non0", "mae"), "mosei": ("acc2_non0", "mae"), "sims": ("acc2", "mae")}
 
 
 def lost_area_frames(

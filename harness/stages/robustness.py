@@ -29,6 +29,7 @@ log = logging.getLogger("msabench")
 
 FIGURE_METRICS = {"mosi": ("acc2_non0", "f1_non0", "acc7", "mae", "corr"),
                   "sims": ("acc2", "acc5", "f1", "mae", "corr")}  # fmt: skip
+FIGURE_METRICS["mosei"] = FIGURE_METRICS["mosi"]
 
 
 def run(params: Params, dataset: str) -> dict:

@@ -7,6 +7,7 @@ from generators seeded from that seed, and torch's deterministic algorithms are 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import random
@@ -175,6 +176,7 @@ def fit(
     for epoch in range(1, config.max_epochs + 1):
         started = time.perf_counter()
         train_losses: dict[str, float] = {}
+        model.start_epoch(epoch)
         for one in passes:
             train_losses.update(
                 _train_epoch(model, one, train, shuffle, device, config, context, epoch, scaler)
@@ -225,6 +227,9 @@ def _train_epoch(
     drop_last = len(split) % batch_size == 1 and len(split) > 1
     total = num_batches(len(split), batch_size, drop_last)
     batches = iterate_batches(split, batch_size, True, shuffle, drop_last)
+    if one.fraction < 1.0:  # the first batches only (MMSA: while i_batch / n < fraction)
+        total = math.ceil(one.fraction * total)
+        batches = itertools.islice(batches, total)
     desc = f"{context.method}/{context.dataset} seed {context.seed} epoch {epoch}"
     if one.loss_terms is not None:
         desc += f" ({one.name})"

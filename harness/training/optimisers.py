@@ -24,7 +24,7 @@ def training_steps(model: MsaMethod) -> list[TrainingStep]:
     """The passes of every epoch, in order: the method's own (`training_passes`, each with its
     own Adam), then the main one (`main_optimizer`, loss None)."""
     steps = [
-        TrainingStep(p.name, _adam(p.parameter_groups, model.hparams), p.loss_terms)
+        TrainingStep(p.name, _adam(p.parameter_groups, model.hparams), p.loss_terms, p.fraction)
         for p in model.training_passes()
     ]
     steps.append(TrainingStep("main", main_optimizer(model), None))
@@ -33,12 +33,14 @@ def training_steps(model: MsaMethod) -> list[TrainingStep]:
 
 @dataclass(frozen=True)
 class TrainingStep:
-    """One pass of an epoch as the loop runs it: its optimiser, and its loss (None: the
-    method's loss_terms over model(batch), with the extra step before each batch)."""
+    """One pass of an epoch as the loop runs it: its optimiser, its loss (None: the method's
+    loss_terms over model(batch), with the extra step before each batch), and the share of the
+    epoch's batches it reads (TrainingPass.fraction)."""
 
     name: str
     optimizer: torch.optim.Optimizer
     loss_terms: Callable[[Batch], dict[str, torch.Tensor]] | None
+    fraction: float = 1.0
 
 
 def main_optimizer(model: MsaMethod) -> torch.optim.Optimizer:

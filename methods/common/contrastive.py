@@ -30,18 +30,18 @@ SIMS_EDGES = (-0.7, -0.1, 0.1, 0.7)  # inner edges of MMSA's 5 SIMS classes (low
 
 
 def num_sentiment_classes(kind: str) -> int:
-    return {"mosi": 7, "sims": 5}[kind]
+    return {"mosi": 7, "mosei": 7, "sims": 5}[kind]
 
 
 def sentiment_classes(labels: torch.Tensor, kind: str) -> torch.Tensor:
     """Class index of each label (B,) -> (B,) int64, in float32 as the metrics assign them."""
     y = labels.to(torch.float32)
-    if kind == "mosi":
+    if kind in ("mosi", "mosei"):
         return (torch.round(y.clamp(-3.0, 3.0)) + 3).to(torch.int64)
     if kind == "sims":
         edges = torch.tensor(SIMS_EDGES, dtype=torch.float32, device=y.device)
         return torch.bucketize(y, edges, right=False).to(torch.int64)
-    raise ValueError(f"kind: expected 'mosi' or 'sims', got {kind!r}")
+    raise ValueError(f"kind: expected 'mosi', 'mosei' or 'sims', got {kind!r}")
 
 
 class ClassQueue(nn.Module):

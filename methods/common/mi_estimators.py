@@ -195,16 +195,29 @@ def half_logdet_entropy(samples: torch.Tensor, jitter: float = 1e-3) -> torch.Te
 
 class LabelSplitMemory:
     """MMIM's memories of recent projected samples, one per label sign (labels > 0 and < 0; zero
-    labels are left out), each holding the samples of the last `size` training batches."""
+    labels are left out), each holding the samples of the last `size` training batches.
 
-    def __init__(self, size: int) -> None:
+    `warmup`: the entropy of the first `warmup` batches after a `clear` counts 0 (MMSA's MMIM
+    counts it from batch index mem_size + 1 of each epoch: warmup = size + 1; 0: from the first
+    batch). `pushed` counts the batches pushed since the last clear."""
+
+    def __init__(self, size: int, warmup: int = 0) -> None:
         if size < 0:
             raise ValueError(f"memory size: expected a non-negative number of batches, got {size}")
+        if warmup < 0:
+            raise ValueError(f"memory warmup: expected a non-negative batch count, got {warmup}")
         self.size = size
+        self.warmup = warmup
+        self.pushed = 0
         self.banks: dict[str, deque[torch.Tensor]] = {
             "pos": deque(maxlen=size or None),
             "neg": deque(maxlen=size or None),
         }
+
+    @property
+    def active(self) -> bool:
+        """Whether the entropy counts for the next batch (`warmup` batches pushed already)."""
+        return self.pushed >= self.warmup
 
     @staticmethod
     def split(samples: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -215,22 +228,30 @@ class LabelSplitMemory:
         self, samples: torch.Tensor, labels: torch.Tensor, jitter: float = 1e-3
     ) -> torch.Tensor:
         """Mean over the two signs of half_logdet_entropy(memory + current samples) (MMIM's
-        0.25 (logdet S_pos + logdet S_neg)); a sign with fewer than 2 samples adds 0. Scalar."""
+        0.25 (logdet S_pos + logdet S_neg)). A sign adds 0 where its covariance is singular for
+        certain: fewer than 2 samples, or, without jitter, no more samples than dimensions (N <=
+        K; MMIM's logdet would be -inf). 0 while not `active`. Scalar."""
         total = samples.new_zeros(())
+        if not self.active:
+            return total
+        least = 2 if jitter > 0 else samples.shape[1] + 1
         for sign, current in self.split(samples, labels).items():
             pool = torch.cat([*self.banks[sign], current], dim=0)
-            if pool.shape[0] >= 2:
+            if pool.shape[0] >= least:
                 total = total + 0.5 * half_logdet_entropy(pool, jitter)
         return total
 
     def push(self, samples: torch.Tensor, labels: torch.Tensor) -> None:
         """Remember this batch's samples (detached), dropping the oldest batch when full."""
+        self.pushed += 1
         if self.size == 0:
             return
         for sign, current in self.split(samples.detach(), labels).items():
             self.banks[sign].append(current)
 
     def clear(self) -> None:
+        """Forget every remembered batch and restart the warmup (MMSA: at each epoch's start)."""
+        self.pushed = 0
         for bank in self.banks.values():
             bank.clear()
 
@@ -242,7 +263,8 @@ class MMILB(nn.Module):
     (MMIM's `entropy_prj`, which its estimator step never trains, frozen here explicitly).
 
     `reference_form=True` reproduces MMIM's code: unbounded log-variance and no -logvar/2 term
-    (a weighted squared error that its own step can shrink by growing the variance)."""
+    (a weighted squared error that its own step can shrink by growing the variance).
+    `memory_warmup` and `jitter`: LabelSplitMemory's warmup and the covariance jitter."""
 
     def __init__(
         self,
@@ -251,13 +273,14 @@ class MMILB(nn.Module):
         memory_size: int = 1,
         reference_form: bool = False,
         jitter: float = 1e-3,
+        memory_warmup: int = 0,
     ) -> None:
         super().__init__()
         self.q = GaussianConditional(x_dim, y_dim, y_dim, bounded_logvar=not reference_form)
         self.normalized = not reference_form
         self.entropy_projection = nn.Linear(y_dim, max(y_dim // 4, 1))
         self.entropy_projection.requires_grad_(False)
-        self.memory = LabelSplitMemory(memory_size)
+        self.memory = LabelSplitMemory(memory_size, memory_warmup)
         self.jitter = jitter
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,9 @@
 has (PyPI `mmsa` 2.2.1, thuiar/MMSA), in msabench's hyperparameter names, per dataset kind.
 
 `mmsa_defaults.csv` is the one table: a row per (method, field) with the reference value for
-the `mosi` and `sims` kinds and where it comes from:
-  * `cfg:<key>`: MMSA's `config/config_regression.json` for the method (`datasetParams` of mosi
-    or sims, then `commonParams`); `key[i]` is the i-th entry of a list;
+the `mosi`, `mosei` and `sims` kinds and where it comes from:
+  * `cfg:<key>`: MMSA's `config/config_regression.json` for the method (`datasetParams` of mosi,
+    mosei or sims, then `commonParams`); `key[i]` is the i-th entry of a list;
   * `code:<file> <what>`: fixed by MMSA's code (a trainer without weight decay, a layer that
     ignores its configured dropout, ...), with the file under MMSA/ that does it.
 tests/test_reference_defaults.py checks every method's resolved defaults against it;
