@@ -73,6 +73,7 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     from harness.training import loop as training
     from harness.training.allocator import reuse_freed_memory
     from harness.training.loop import LoopConfig, RunContext, build_model, predict, resolve_device
+    from harness.training.optimisers import training_steps
     from methods import METHODS
 
     if args.threads > 0:
@@ -85,7 +86,7 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     hparams = cls.resolve_hparams(spec.kind, fixed)
     device = resolve_device(args.device)
     model = build_model(cls, hparams, spec, seed=0).to(device)
-    optimizer = training._make_optimizer(model)
+    steps = training_steps(model)  # the method's own passes, then the main one
     config = LoopConfig(
         max_epochs=1,
         patience=1,
@@ -102,9 +103,11 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     for epoch in range(args.epochs + 1):  # the first is a warm-up
         waited.clear()
         started = time.perf_counter()
-        training._train_epoch(
-            model, optimizer, train, shuffle, device, config, context, epoch, scaler
-        )
+        model.start_epoch(epoch + 1)
+        for one in steps:
+            training._train_epoch(
+                model, one, train, shuffle, device, config, context, epoch, scaler
+            )
         if device.type == "cuda":
             torch.cuda.synchronize()
         epochs.append(time.perf_counter() - started)
