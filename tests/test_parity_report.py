@@ -83,11 +83,12 @@ def test_mmsa_runner_caps_epochs_through_early_stop():
     assert config["early_stop"] == 0 and loader.passes == 2
 
 
-def test_report_compares_each_earlier_form_with_mmsa(tmp_path):
+def test_report_compares_each_earlier_form_with_mmsa(tmp_path, monkeypatch):
     """A run folder beside the two sides (an earlier msabench form kept for an ablation) gets
     its own table against MMSA; the two sides' table is unchanged by it."""
     import json
 
+    monkeypatch.syspath_prepend(str(PARITY.parents[1]))  # `bench.parity.report`, as `-m` finds it
     main = _module("__main__")
     rng = np.random.default_rng(0)
     labels = rng.uniform(-3, 3, 40).round(1).tolist()
