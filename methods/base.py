@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -281,24 +281,19 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
         return {"task": 1.0}
 
 
+def check_choice(hparams: OptimHparams, key: str, choices: Iterable[str], where: str) -> None:
+    """ConfigError naming `where`.<key> unless hparams.<key> is one of `choices`."""
+    value, allowed = getattr(hparams, key), list(choices)
+    if value not in allowed:
+        raise ConfigError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
+
+
 def _check_recipe(hparams: OptimHparams, where: str) -> None:
     """The training recipe's and output head's values: ConfigError naming `where`.<key> for one
     the loop or the method cannot use."""
-    if hparams.grad_clip_mode not in GRAD_CLIP_MODES:
-        raise ConfigError(
-            f"{where}.grad_clip_mode: expected one of {', '.join(GRAD_CLIP_MODES)}, "
-            f"got {hparams.grad_clip_mode!r}"
-        )
-    if hparams.lr_scheduler not in LR_SCHEDULERS:
-        raise ConfigError(
-            f"{where}.lr_scheduler: expected one of {', '.join(LR_SCHEDULERS)}, "
-            f"got {hparams.lr_scheduler!r}"
-        )
-    if hparams.output_head not in OUTPUT_HEADS:
-        raise ConfigError(
-            f"{where}.output_head: expected one of {', '.join(OUTPUT_HEADS)}, "
-            f"got {hparams.output_head!r}"
-        )
+    check_choice(hparams, "grad_clip_mode", GRAD_CLIP_MODES, where)
+    check_choice(hparams, "lr_scheduler", LR_SCHEDULERS, where)
+    check_choice(hparams, "output_head", OUTPUT_HEADS, where)
     if hparams.grad_clip < 0:
         raise ConfigError(
             f"{where}.grad_clip: expected >= 0 (0 = no clipping), got {hparams.grad_clip}"

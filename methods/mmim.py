@@ -58,7 +58,13 @@ from torch.func import functional_call
 
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
-from methods.base import MsaMethod, OptimHparams, TrainingPass, register_method
+from methods.base import (
+    MsaMethod,
+    OptimHparams,
+    TrainingPass,
+    check_choice,
+    register_method,
+)
 from methods.common.heads import RegressionHead
 from methods.common.losses import task_loss
 from methods.common.mi_estimators import CPC, MMILB, estimator_step
@@ -126,11 +132,7 @@ ENTROPY_MEMORIES = ("epoch", "rolling")
 
 
 def _check(hp: MMIMHparams, where: str = "hparams") -> None:
-    if hp.mmilb_schedule not in MMILB_SCHEDULES:
-        raise ConfigError(
-            f"{where}.mmilb_schedule: expected one of {', '.join(MMILB_SCHEDULES)}, "
-            f"got {hp.mmilb_schedule!r}"
-        )
+    check_choice(hp, "mmilb_schedule", MMILB_SCHEDULES, where)
     for key in ("cpc_weight", "mmilb_weight", "entropy_weight"):
         if getattr(hp, key) < 0:
             raise ConfigError(
@@ -142,11 +144,7 @@ def _check(hp: MMIMHparams, where: str = "hparams") -> None:
         raise ConfigError(
             f"{where}.mmilb_pass_fraction: expected a share in (0, 1], got {hp.mmilb_pass_fraction}"
         )
-    if hp.entropy_memory not in ENTROPY_MEMORIES:
-        raise ConfigError(
-            f"{where}.entropy_memory: expected one of {', '.join(ENTROPY_MEMORIES)}, "
-            f"got {hp.entropy_memory!r}"
-        )
+    check_choice(hp, "entropy_memory", ENTROPY_MEMORIES, where)
     if hp.entropy_jitter < 0:
         raise ConfigError(
             f"{where}.entropy_jitter: expected a non-negative number, got {hp.entropy_jitter}"

@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.data.types import Batch, DataSpec
-from harness.errors import ConfigError
-from methods.base import MsaMethod, OptimHparams, register_method
+from methods.base import MsaMethod, OptimHparams, check_choice, register_method
 from methods.common.encoders import (
     PooledUnimodalEncoders,
     check_feature_steps,
@@ -122,11 +121,7 @@ class TFN(MsaMethod):
     @classmethod
     def check_hparams(cls, hparams: OptimHparams, where: str = "hparams") -> None:
         check_feature_steps(hparams, where)
-        if hparams.output_range not in OUTPUT_RANGES:  # type: ignore[attr-defined]
-            raise ConfigError(
-                f"{where}.output_range: expected one of {', '.join(OUTPUT_RANGES)}, "
-                f"got {hparams.output_range!r}"  # type: ignore[attr-defined]
-            )
+        check_choice(hparams, "output_range", OUTPUT_RANGES, where)
 
     def __init__(self, hparams: TFNHparams, spec: DataSpec) -> None:
         super().__init__(hparams, spec)
