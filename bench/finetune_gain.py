@@ -64,7 +64,7 @@ def _frozen(dataset: str, method: str, params, baseline: str):
         hparams = replace(hparams, text_finetune=False)
     else:
         hparams = replace(hparams, text_encoder="features")
-    loop = LoopConfig.for_training(params)
+    loop = LoopConfig.for_training(params, dataset)
     store = paths.feature_store(dataset)
     tasks = [SeedTask(method, hparams, store, dataset, loop, seed) for seed in params.seeds]
     outcomes = list(run_seeds(tasks, params.train.workers))

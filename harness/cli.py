@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.data.spec import DATASET_KINDS
 from harness.errors import ConfigError, MsabenchError
 
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", dest="file_format", help="read --path in this format (mmsa, ...)"
     )
     fetch.add_argument(
-        "--kind", choices=("mosi", "mosei", "sims"), help="metrics/label range with --format"
+        "--kind", choices=DATASET_KINDS, help="task, metrics and label range with --format"
     )
 
     tune = sub.add_parser("tune", help="tune a method's hyperparameters on validation")

@@ -1,7 +1,8 @@
 """The field's regression metrics, computed exactly as MMSA's ``utils/metricsTop.py``.
 
-Two metric kinds exist: ``"mosi"`` (also used for MOSEI; scores in [-3, 3]) and ``"sims"``
-(CH-SIMS; scores in [-1, 1]). `compute_metrics` returns *fractions* (accuracies and F1 in 0..1);
+The regression kinds are ``"mosi"`` (also used for MOSEI; scores in [-3, 3]) and ``"sims"``
+(CH-SIMS; scores in [-1, 1]); ``"binary"`` is the classification kind (humour, sarcasm; see
+"Binary classification" below). `compute_metrics` returns *fractions* (accuracies and F1 in 0..1);
 tables multiply the metrics whose `MetricInfo.percent` is true by 100.
 
 Where this module departs from MMSA, deliberately:
@@ -26,6 +27,13 @@ Class assignments (signs, rounding, bins) are made in float32 whatever the input
 MMSA makes them on float32 tensors compared with Python floats, i.e. in float32. It matters: a
 SIMS label of 0.1 stored as float32 is 0.10000000149 in float64 and would fall above the 0.1
 edge; in float32 it sits on the edge and belongs to the lower bin, as in MMSA.
+
+Binary classification (kind ``"binary"``): truths are 0/1, predictions the probability of class 1,
+and a sample is predicted positive at probability >= 0.5. Accuracy; F1, precision and recall are
+sklearn's ``average="weighted"`` (per class, weighted by the class's support in the truths;
+``zero_division=0``), as MUStARD's and UR-FUNNY's papers report them; AUC is the area under the
+ROC curve from the probabilities (Mann-Whitney U with average ranks for ties, as sklearn's
+``roc_auc_score``), NaN when the truths hold one class only.
 """
 
 from __future__ import annotations
@@ -53,8 +61,10 @@ __all__ = [
 METRICS: dict[str, tuple[str, ...]] = {
     "mosi": ("acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7", "mae", "corr"),
     "sims": ("acc2", "acc3", "acc5", "f1", "mae", "corr"),
+    "binary": ("accuracy", "f1_weighted", "precision", "recall", "auc"),
 }
 METRICS["mosei"] = METRICS["mosi"]  # MOSEI is scored as MOSI
+BINARY_THRESHOLD = 0.5  # a binary prediction (a probability) >= this is class 1
 
 
 @dataclass(frozen=True)
@@ -75,13 +85,15 @@ _LABELS: dict[str, str] = {
     "acc2_non0": "Acc-2 (non-0)", "f1_non0": "F1 (non-0)",
     "acc2": "Acc-2", "acc3": "Acc-3", "acc5": "Acc-5", "acc7": "Acc-7", "f1": "F1",
     "mae": "MAE", "corr": "Corr",
+    "accuracy": "Acc", "f1_weighted": "F1 (weighted)", "precision": "Precision (weighted)",
+    "recall": "Recall (weighted)", "auc": "AUC",
 }  # fmt: skip
 
 _INFO: dict[str, MetricInfo] = {
     name: MetricInfo(
         name,
         higher_is_better=name != "mae",
-        percent=name not in ("mae", "corr"),
+        percent=name not in ("mae", "corr", "auc"),
         label=_LABELS[name],
     )
     for names in METRICS.values()
@@ -138,8 +150,8 @@ def best_value(name: str, values: Iterable[float]) -> float:
 
 
 def compute_metrics(kind: str, predictions: np.ndarray, truths: np.ndarray) -> dict[str, float]:
-    """All metrics of `kind` ("mosi", "mosei" or "sims") for `predictions` (N,) against
-    `truths` (N,).
+    """All metrics of `kind` ("mosi", "mosei", "sims" or "binary") for `predictions` (N,)
+    against `truths` (N,) (binary: probabilities against 0/1 classes).
 
     Returns ``{metric name: value}`` in the order of ``METRICS[kind]``; accuracies and F1 are
     fractions in [0, 1]. Raises UnknownNameError for an unknown kind and ValueError for arrays
@@ -156,7 +168,67 @@ def compute_metrics(kind: str, predictions: np.ndarray, truths: np.ndarray) -> d
         )
     if kind == "sims":
         return _sims_metrics(preds, labels)
+    if kind == "binary":
+        return _binary_metrics(preds, _as_classes(labels))
     return _mosi_metrics(preds, labels)
+
+
+def _as_classes(truths: np.ndarray) -> np.ndarray:
+    """Binary truths (N,) as booleans; ValueError naming the first value that is not 0 or 1."""
+    bad = (truths != 0) & (truths != 1)
+    if np.any(bad):
+        raise ValueError(
+            f"binary truths must be 0 or 1, got {float(truths[bad][0])!r} ({int(bad.sum())} such)"
+        )
+    return truths == 1
+
+
+def _binary_metrics(probabilities: np.ndarray, truths: np.ndarray) -> dict[str, float]:
+    """Binary metrics of probabilities (N,) against boolean truths (N,) (the module docstring)."""
+    predicted = probabilities >= BINARY_THRESHOLD
+    precision, recall, f1 = _weighted_precision_recall_f1(truths, predicted)
+    return {
+        "accuracy": float(np.mean(predicted == truths)),
+        "f1_weighted": f1,
+        "precision": precision,
+        "recall": recall,
+        "auc": roc_auc(probabilities, truths),
+    }
+
+
+def _weighted_precision_recall_f1(
+    truth_classes: np.ndarray, pred_classes: np.ndarray
+) -> tuple[float, float, float]:
+    """sklearn's weighted precision, recall and F1 (zero_division 0) of class arrays (N,)."""
+    classes = np.union1d(truth_classes, pred_classes)
+    truth = truth_classes[:, None] == classes[None, :]  # (N, C)
+    pred = pred_classes[:, None] == classes[None, :]
+    true_positive = np.sum(truth & pred, axis=0).astype(np.float64)
+    support, predicted = np.sum(truth, axis=0), np.sum(pred, axis=0)
+    zeros = np.zeros(classes.size)
+    precision = np.divide(true_positive, predicted, out=zeros.copy(), where=predicted > 0)
+    recall = np.divide(true_positive, support, out=zeros.copy(), where=support > 0)
+    denominator = support + predicted
+    f1 = np.divide(2.0 * true_positive, denominator, out=zeros.copy(), where=denominator > 0)
+    total = np.sum(support)
+    if total == 0:
+        return 0.0, 0.0, 0.0
+    return tuple(float(np.sum(v * support) / total) for v in (precision, recall, f1))
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of `scores` (N,) for boolean `positive` (N,): the Mann-Whitney
+    U statistic over n_pos * n_neg with average ranks for tied scores; NaN without both
+    classes."""
+    from scipy.stats import rankdata
+
+    n_pos = int(np.sum(positive))
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = rankdata(scores)  # average ranks, 1-based
+    u = float(np.sum(ranks[positive])) - n_pos * (n_pos + 1) / 2.0
+    return u / (n_pos * n_neg)
 
 
 def _as_scores(values: np.ndarray, what: str) -> np.ndarray:

@@ -32,10 +32,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from harness.data.types import Batch, DataSpec
+from harness.data.spec import DATASET_KINDS, MODALITIES, is_classification
+from harness.data.types import Batch, DataSpec, SplitData
 from harness.errors import ConfigError
 from harness.registry import Registry
 from methods.common.heads import OUTPUT_HEADS
+from methods.common.losses import REGRESSION_LOSSES
 from methods.common.pretrained_text import PretrainedTextEncoder
 from methods.search_space import SearchSpace
 
@@ -98,6 +100,12 @@ class OptimHparams:
 
 
 TEXT_ENCODERS = ("auto", "features", "pretrained")
+# what a classification kind fixes for every method, before the method's own KIND_DEFAULTS: the
+# prediction is the probability of class 1 (the sigmoid head over the (0, 1) label range) and
+# the task loss its binary cross-entropy (fields a method does not have are skipped)
+TASK_KIND_HPARAMS: dict[str, dict[str, Any]] = {
+    "binary": {"output_head": "sigmoid", "task_loss": "bce"},
+}
 GRAD_CLIP_MODES = ("norm", "value")
 LR_SCHEDULERS = ("none", "plateau")
 
@@ -132,6 +140,16 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
     SEARCH_SPACE: ClassVar[SearchSpace] = {}
     # "cls" or "mean": the method's reference fine-tunes BERT and pools it so (its own encoder)
     TEXT_POOLING: ClassVar[str | None] = None
+    # the dataset kinds the method can be trained on (a method whose machinery only makes sense
+    # for a continuous score leaves out "binary" and says why in UNSUPPORTED_KINDS_REASON)
+    KINDS: ClassVar[tuple[str, ...]] = DATASET_KINDS
+    UNSUPPORTED_KINDS_REASON: ClassVar[str] = ""
+    # the modalities the method reads: it can be built only for a dataset that has them all;
+    # None reads whatever modalities the dataset has (the late-fusion and linear baselines)
+    MODALITIES_READ: ClassVar[tuple[str, ...] | None] = MODALITIES
+    # True for a method fitted in closed form (`fit_closed_form`) instead of by epochs of
+    # gradient steps: the loop calls it once (the linear floor)
+    CLOSED_FORM: ClassVar[bool] = False
 
     def __init__(self, hparams: OptimHparams, spec: DataSpec) -> None:
         super().__init__()
@@ -179,9 +197,26 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
         }
 
     @classmethod
+    def modalities_read(cls, spec: DataSpec) -> tuple[str, ...]:
+        """The modalities the method reads on `spec`'s dataset, in the dataset's order;
+        ConfigError naming the method and the dataset's modalities when one is missing."""
+        if cls.MODALITIES_READ is None:
+            return tuple(spec.modalities)
+        missing = [m for m in cls.MODALITIES_READ if m not in spec.modalities]
+        if missing:
+            raise ConfigError(
+                f"method {cls.name} reads {', '.join(cls.MODALITIES_READ)}, but the dataset has "
+                f"only {', '.join(spec.modalities)} (missing: {', '.join(missing)}); use a method "
+                "that reads the dataset's modalities (text_only, late_transformer, ridge)"
+            )
+        return tuple(m for m in spec.modalities if m in cls.MODALITIES_READ)
+
+    @classmethod
     def input_spec(cls, hparams: OptimHparams, spec: DataSpec) -> DataSpec:
         """The DataSpec the method's layers are built for: with a pretrained encoder feeding its
-        token states as `text`, the text width is the encoder's hidden size."""
+        token states as `text`, the text width is the encoder's hidden size. ConfigError when
+        the dataset lacks a modality the method reads (`modalities_read`)."""
+        cls.modalities_read(spec)
         if cls.TEXT_POOLING is None and cls.resolve_text_mode(hparams, spec) == "pretrained":
             assert spec.tokens is not None
             dims = {**spec.feature_dims, "text": spec.tokens.hidden_size}
@@ -215,10 +250,17 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
         the method's own `check_hparams`. Unknown keys, wrongly typed values and values the
         method cannot be built with raise ConfigError naming `where`.<key> (the stages pass the
         full params path, e.g. `methods.fsrf.hparams`)."""
-        values: dict[str, Any] = dict(cls.KIND_DEFAULTS.get(kind, {}))
+        if kind not in cls.KINDS:
+            raise ConfigError(
+                f"{where}: {cls.name} cannot be trained on a dataset of kind {kind!r} "
+                f"(it supports {', '.join(cls.KINDS)}): {cls.UNSUPPORTED_KINDS_REASON}"
+            )
+        fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
+        task_kind = TASK_KIND_HPARAMS.get(kind, {})
+        values: dict[str, Any] = {k: v for k, v in task_kind.items() if k in fields}
+        values.update(cls.KIND_DEFAULTS.get(kind, {}))
         for mapping in overrides:
             values.update(mapping)
-        fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
         for key, value in values.items():
             if key not in fields:
                 allowed = sorted(fields)
@@ -236,6 +278,7 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
                 f"got {hparams.text_encoder!r}"
             )
         _check_recipe(hparams, where)
+        _check_task(hparams, kind, where)
         if hparams.learning_rate_bert <= 0 or hparams.weight_decay_bert < 0:
             raise ConfigError(
                 f"{where}.learning_rate_bert/weight_decay_bert: expected > 0 and >= 0, got "
@@ -257,6 +300,14 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
     @abstractmethod
     def loss_terms(self, batch: Batch, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Named, already weighted scalar loss terms; the loop minimises their sum."""
+
+    def fit_closed_form(
+        self, train: SplitData, valid: SplitData, select_metric: str
+    ) -> dict[str, float]:
+        """Fit the model in closed form on `train`, choosing what it chooses (a penalty) by
+        `select_metric` on `valid`; returns named values to log. Only for CLOSED_FORM methods,
+        whose parameters the loop never steps; the model is already on its device."""
+        raise NotImplementedError(f"method {self.name} is trained by epochs (CLOSED_FORM False)")
 
     def start_epoch(self, epoch: int) -> None:
         """Hook the loop calls at the start of every training epoch (1-based), before any pass
@@ -307,6 +358,24 @@ def _check_recipe(hparams: OptimHparams, where: str) -> None:
         raise ConfigError(
             f"{where}.scheduler_factor/scheduler_patience: expected a factor in (0, 1) and a "
             f"patience >= 0, got {hparams.scheduler_factor} and {hparams.scheduler_patience}"
+        )
+
+
+def _check_task(hparams: OptimHparams, kind: str, where: str) -> None:
+    """A classification kind needs the probability head and the BCE loss; a regression kind
+    refuses the BCE loss. ConfigError naming `where`.<key> otherwise."""
+    loss = getattr(hparams, "task_loss", None)
+    if is_classification(kind):
+        for key, value in TASK_KIND_HPARAMS[kind].items():
+            if getattr(hparams, key, value) != value:
+                raise ConfigError(
+                    f"{where}.{key}: a dataset of kind {kind!r} needs {value!r} (the prediction "
+                    f"is the probability of class 1), got {getattr(hparams, key)!r}"
+                )
+    elif loss is not None and loss not in REGRESSION_LOSSES:
+        raise ConfigError(
+            f"{where}.task_loss: expected one of {', '.join(REGRESSION_LOSSES)} on a dataset "
+            f"of kind {kind!r}, got {loss!r}"
         )
 
 

@@ -56,6 +56,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from harness.data.spec import is_classification
 from harness.data.types import Batch, DataSpec
 from harness.errors import ConfigError
 from methods.base import (
@@ -308,7 +309,9 @@ class MMIM(MsaMethod):
             terms["mmilb"] = -hp.mmilb_weight * self._likelihoods(outputs, frozen=frozen)
         if hp.entropy_weight > 0:
             entropy = sum(
-                estimator.entropy(outputs[PAIRS[pair][1]], batch.labels, remember=self.training)
+                estimator.entropy(
+                    outputs[PAIRS[pair][1]], self._signed(batch.labels), remember=self.training
+                )
                 for pair, estimator in self.mmilb.items()
             )
             terms["entropy"] = -hp.entropy_weight * entropy
@@ -316,6 +319,12 @@ class MMIM(MsaMethod):
             nce = sum(self.cpc[m](outputs["fusion"], outputs[m]) for m in MODALITIES)
             terms["cpc"] = hp.cpc_weight * nce
         return terms
+
+    def _signed(self, labels: torch.Tensor) -> torch.Tensor:
+        """Labels (B,) whose sign splits the entropy memories: the score itself on the regression
+        kinds (MMSA's labels > 0 and < 0), the class minus 0.5 on the binary kind (class 1
+        positive, class 0 negative)."""
+        return labels - 0.5 if is_classification(self.spec.kind) else labels
 
     def training_passes(self) -> list[TrainingPass]:
         """MMSA's schedule (`mmilb_schedule: passes`): before each main pass, a whole pass that

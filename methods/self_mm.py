@@ -58,6 +58,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.data.spec import REGRESSION_KINDS
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.heads import bound_scores
@@ -224,6 +225,12 @@ class SelfMM(MsaMethod):
 
     Hparams = SelfMMHparams
     TEXT_POOLING = "cls"
+    KINDS = REGRESSION_KINDS
+    UNSUPPORTED_KINDS_REASON = (
+        "its unimodal label generation (ULGM) moves each modality's label by the feature's "
+        "distance to the positive and negative centres, a shift of a continuous score that a "
+        "0/1 class does not have"
+    )
     KIND_DEFAULTS = {
         "mosi": {},
         "mosei": {

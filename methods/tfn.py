@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.data.spec import is_classification
 from harness.data.types import Batch, DataSpec
+from harness.errors import ConfigError
 from methods.base import MsaMethod, OptimHparams, check_choice, register_method
 from methods.common.encoders import (
     PooledUnimodalEncoders,
@@ -99,6 +101,7 @@ class TFN(MsaMethod):
             "batch_size": 128,
             "learning_rate": 0.005,
         },
+        "binary": {"output_range": "labels"},  # a probability: the sigmoid over (0, 1)
         "sims": {
             "text_out": 256,
             "post_fusion_dim": 32,
@@ -134,6 +137,11 @@ class TFN(MsaMethod):
         self.post_fusion = post_fusion_mlp(
             fused, hparams.post_fusion_dim, hparams.post_fusion_dropout
         )
+        if is_classification(spec.kind) and hparams.output_range != "labels":
+            raise ConfigError(
+                f"methods.tfn.hparams.output_range: a dataset of kind {spec.kind!r} needs "
+                f"'labels' (the probability of class 1), got {hparams.output_range!r}"
+            )
         output_range = OUTPUT_RANGES[hparams.output_range] or spec.label_range
         self.head = RegressionHead(hparams.post_fusion_dim, output_range, hparams.output_head)
 

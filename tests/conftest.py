@@ -127,3 +127,23 @@ def tiny_token_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_token_data(tiny_token_store: Path):
     """(DataSpec, {split: SplitData}) of tiny_token_store, standardised on train."""
     return load_dataset(tiny_token_store)
+
+
+def as_binary(data):
+    """(DataSpec, splits) of a regression dataset as a binary one: label 1 where the score is
+    >= 0, the kind "binary" with its (0, 1) range; features and everything else unchanged."""
+    import dataclasses
+
+    spec, splits = data
+    spec = dataclasses.replace(spec, kind="binary", label_range=(0.0, 1.0))
+    binary = {
+        name: dataclasses.replace(split, labels=(split.labels >= 0).to(split.labels.dtype))
+        for name, split in splits.items()
+    }
+    return spec, binary
+
+
+@pytest.fixture(scope="session")
+def tiny_binary_data(tiny_data):
+    """The tiny store's splits as a binary task (`as_binary`)."""
+    return as_binary(tiny_data)

@@ -12,6 +12,14 @@ from harness.statistics.batch_metrics import compute_metrics_batch
 
 
 def _rows(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "binary":
+        truths = rng.integers(0, 2, size=(6, 40)).astype(float)
+        preds = np.clip(truths * 0.4 + rng.random((6, 40)) * 0.6, 0, 1).round(2)  # ties
+        preds[1] = 0.5  # constant predictions: every sample class 1, AUC 0.5
+        truths[2] = 0.0  # one class only: AUC undefined
+        preds[3] = truths[3]  # perfect
+        preds[4] = 1 - truths[4]  # every class wrong
+        return preds, truths
     bound = 3.0 if kind == "mosi" else 1.0
     n = 40
     truths = np.round(rng.uniform(-bound, bound, size=(6, n)) * 3) / 3  # ties and exact zeros

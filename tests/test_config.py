@@ -27,7 +27,7 @@ def _error(raw: dict) -> str:
 
 def test_repository_params_parse(raw) -> None:
     params = parse_params(raw)
-    assert params.benchmark.methods[:2] == ("lf_dnn", "tfn")
+    assert params.benchmark.methods[:2] == ("ridge", "text_only")
     assert params.tune.enqueue_defaults is True
     assert params.seeds == (1111, 1112, 1113, 1114, 1115)
     assert params.dataset("synth").kind == "mosi"
@@ -54,7 +54,7 @@ def test_unknown_method_in_benchmark_lists_valid_names(raw) -> None:
     message = _error(raw)
     assert "benchmark.methods" in message and "'tfm'" in message
     assert (
-        "did you mean 'tfn'" in message and "valid methods: fine, fsrf, ir_svr, lf_dnn" in message
+        "did you mean 'tfn'" in message and "valid methods: audio_only, fine, fsrf, ir_svr, late_transformer" in message
     )
 
 

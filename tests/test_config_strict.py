@@ -52,14 +52,14 @@ MISSPELT = [
     (("tune", "pruner"), "n_startup", "tune.pruner.n_startup: unknown key; allowed: kind, "
      "n_startup_trials, n_warmup_steps (did you mean 'n_startup_trials'?)"),
     (("train",), "max_epoch", "train.max_epoch: unknown key; allowed: max_epochs, patience, "
-     "select_metric, workers (did you mean 'max_epochs'?)"),
+     "select_metric, select_metric_by_kind, workers (did you mean 'max_epochs'?)"),
     (("probe",), "method", "probe.method: unknown key; allowed: datasets, methods (did you mean "
      "'methods'?)"),
     (("robustness",), "missing_seeds", "robustness.missing_seeds: unknown key; allowed: "
      "missing_seed, workers (did you mean 'missing_seed'?)"),
     (("compare",), "ci_resample", "compare.ci_resample: unknown key; allowed: alpha, aso, "
      "aso_bootstrap, ci_resamples, confidence, flag_constant_ratio, flag_outlier_level, "
-     "sample_resamples, seed (did you mean "
+     "sample_resamples, seed, simple_baselines (did you mean "
      "'ci_resamples'?)"),
     (("paper",), "table", "paper.table: unknown key; allowed: datasets, tables (did you mean "
      "'tables'?)"),
@@ -74,7 +74,7 @@ MISTYPED = [
      "'synth'"),
     (("mlflow", "tracking_uri"), 5, "mlflow.tracking_uri: expected a non-empty string, got 5"),
     (("datasets", "synth", "kind"), "imdb", "datasets.synth.kind: expected one of mosi, mosei, "
-     "sims, got 'imdb'"),
+     "sims, binary, got 'imdb'"),
     (("datasets", "synth", "synthetic", "n_train"), -5, "datasets.synth.synthetic.n_train: "
      "expected a positive integer, got -5"),
     (("datasets", "mosi_bclstm", "valid_fraction"), 1.5, "datasets.mosi_bclstm.valid_fraction: "
@@ -87,8 +87,12 @@ MISTYPED = [
     (("tune", "pruner", "kind"), "hyperband", "tune.pruner.kind: expected one of median, none, "
      "got 'hyperband'"),
     (("train", "select_metric"), "acc9", "train.select_metric: unknown metric 'acc9' (did you "
-     "mean 'acc7'?); valid names: acc2, acc2_has0, acc2_non0, acc3, acc5, acc7, corr, f1, "
-     "f1_has0, f1_non0, mae"),
+     "mean 'acc7'?); valid names: acc2, acc2_has0, acc2_non0, acc3, acc5, acc7, accuracy, auc, "
+     "corr, f1, f1_has0, f1_non0, f1_weighted, mae, precision, recall"),
+    (("train", "select_metric_by_kind"), {"binary": "mae"}, "train.select_metric_by_kind.binary: "
+     "expected one of accuracy, f1_weighted, precision, recall, auc, got 'mae'"),
+    (("train", "select_metric_by_kind"), {"imdb": "mae"}, "train.select_metric_by_kind.imdb: "
+     "not a dataset kind; expected one of mosi, mosei, sims, binary"),
     (("probe", "methods"), "fine", "probe.methods: expected a list of names, got 'fine'"),
     (("robustness", "workers"), 0, "robustness.workers: expected a positive integer, got 0"),
     (("compare", "alpha"), 2, "compare.alpha: expected a number between 0 and 1, got 2"),

@@ -20,6 +20,11 @@ def _batch(splits, n: int = 16) -> Batch:
     return take_batch(splits["train"], torch.arange(n))
 
 
+def _fit_closed_form(model, splits, metric: str = "mae") -> None:
+    """A CLOSED_FORM method's fit (the linear floor), as the loop runs it."""
+    model.fit_closed_form(splits["train"], splits["valid"], metric)
+
+
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_builds_and_predicts_the_right_shape_without_nan(name, tiny_data) -> None:
     spec, splits = tiny_data
@@ -40,6 +45,8 @@ def test_output_head_switch_bounds_the_scores_or_not(name, tiny_data) -> None:
     for head in ("sigmoid", "clamp", "linear"):
         hparams = cls.resolve_hparams(spec.kind, {"output_head": head})
         model = build_model(cls, hparams, spec, seed=0)
+        if cls.CLOSED_FORM:  # its weights start at zero: fitted first
+            _fit_closed_form(model, splits)
         model.eval()
         with torch.no_grad():
             plain = model(batch)["prediction"]
@@ -71,11 +78,18 @@ def test_loss_falls_on_a_small_batch(name, tiny_data) -> None:
     cls = METHODS.get(name)
     hparams = cls.resolve_hparams(spec.kind, {"learning_rate": 3e-3})
     model = build_model(cls, hparams, spec, seed=0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=hparams.learning_rate)
     batch = _batch(splits)
 
     def total() -> torch.Tensor:
         return torch.stack(list(model.loss_terms(batch, model(batch)).values())).sum()
+
+    if cls.CLOSED_FORM:  # the fit itself, from the zero model, on the whole training split
+        model.eval()
+        before = float(total())
+        _fit_closed_form(model, splits)
+        assert float(total()) < 0.8 * before
+        return
+    optimizer = torch.optim.Adam(model.parameters(), lr=hparams.learning_rate)
 
     # both measured at an epoch's start, so that state kept across batches (MMIM's entropy
     # memory, which counts from its third batch) is the same for both
@@ -102,6 +116,10 @@ def test_deterministic_under_a_seed(name, tiny_data) -> None:
     results = []
     for _ in range(2):
         model = build_model(cls, cls.resolve_hparams(spec.kind), spec, seed=7)
+        if cls.CLOSED_FORM:
+            _fit_closed_form(model, splits)
+            results.append(model(_batch(splits))["prediction"].detach())
+            continue
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(7)
         for batch in iterate_batches(splits["train"], 16, shuffle=True, generator=generator):
@@ -136,6 +154,9 @@ def test_search_space_samples_valid_hparams(name) -> None:
     import optuna
 
     cls = METHODS.get(name)
+    if cls.CLOSED_FORM:  # chooses its penalty itself, on validation: nothing left to tune
+        assert not cls.SEARCH_SPACE
+        return
     assert cls.SEARCH_SPACE, f"{name} declares no search space"
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(5):

@@ -72,6 +72,12 @@ class Params:
             )
         return self.datasets[name]
 
+    def select_metric_for(self, dataset: str) -> str:
+        """The validation metric that tunes and early-stops runs on `dataset`:
+        `train.select_metric_by_kind` for its kind, else `train.select_metric`."""
+        kind = self.dataset(dataset).kind
+        return self.train.select_metric_by_kind.get(kind, self.train.select_metric)
+
     def method(self, name: str) -> MethodConfig:
         """The `methods.<name>` section (empty when absent); UnknownNameError for a name that
         is not a method (with the closest one)."""
@@ -201,17 +207,30 @@ def _check_papers(params: Params) -> None:
 
 
 def _check_select_metric(params: Params) -> None:
+    from harness.data.spec import DATASET_KINDS
     from harness.metrics import METRICS, metric_info
 
     source = params.source
+    by_kind = params.train.select_metric_by_kind
+    for kind, metric in by_kind.items():
+        if kind not in DATASET_KINDS:
+            raise ConfigError(
+                f"{source}: train.select_metric_by_kind.{kind}: not a dataset kind; expected "
+                f"one of {', '.join(DATASET_KINDS)}"
+            )
+        if not isinstance(metric, str) or metric not in METRICS[kind]:
+            raise ConfigError(
+                f"{source}: train.select_metric_by_kind.{kind}: expected one of "
+                f"{', '.join(METRICS[kind])}, got {metric!r}"
+            )
     try:
         info = metric_info(params.train.select_metric)
     except KeyError as exc:
         raise ConfigError(f"{source}: train.select_metric: {exc}") from None
     for name in params.benchmark.datasets:
         kind = params.datasets[name].kind
-        if info.name not in METRICS[kind]:
+        if kind not in by_kind and info.name not in METRICS[kind]:
             raise ConfigError(
                 f"{source}: train.select_metric: '{info.name}' is not a metric of dataset "
-                f"'{name}' (kind {kind})"
+                f"'{name}' (kind {kind}); set train.select_metric_by_kind.{kind}"
             )

@@ -47,7 +47,7 @@ def run(
     write_best_params(target, job, result)
     log.info(
         "tuned %s on %s: best valid %s = %.4f (%d complete, %d pruned)",
-        method, dataset, params.train.select_metric, result.best_value, result.n_complete,
+        method, dataset, params.select_metric_for(dataset), result.best_value, result.n_complete,
         result.n_pruned,
     )  # fmt: skip
     return target

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.errors import UnknownNameError
-from harness.metrics import METRICS, SIMS_EDGES
+from harness.metrics import BINARY_THRESHOLD, METRICS, SIMS_EDGES
 
 __all__ = ["compute_metrics_batch"]
 
@@ -38,7 +38,50 @@ def compute_metrics_batch(
         raise ValueError("predictions and truths must be finite (no NaN/inf)")
     if kind == "sims":
         return _sims(preds, labels)
+    if kind == "binary":
+        return _binary_kind(preds, labels == 1)
     return _mosi(preds, labels)
+
+
+def _binary_kind(probabilities: np.ndarray, truths: np.ndarray) -> dict[str, np.ndarray]:
+    """The binary kind's metrics per row of probabilities (R, N) and boolean truths (R, N)."""
+    predicted = probabilities >= BINARY_THRESHOLD
+    rows = predicted.shape[0]
+    precision, recall, f1 = np.zeros(rows), np.zeros(rows), np.zeros(rows)
+    for label in (False, True):
+        truth, pred = truths == label, predicted == label
+        true_positive = (truth & pred).sum(axis=1).astype(np.float64)
+        support, count = truth.sum(axis=1), pred.sum(axis=1)
+        zeros = np.zeros(rows)
+        precision += np.divide(true_positive, count, out=zeros.copy(), where=count > 0) * support
+        recall += np.divide(true_positive, support, out=zeros.copy(), where=support > 0) * support
+        f1 += (
+            np.divide(
+                2.0 * true_positive, support + count, out=zeros.copy(), where=support + count > 0
+            )
+            * support
+        )
+    n = truths.shape[1]
+    return {
+        "accuracy": np.mean(predicted == truths, axis=1),
+        "f1_weighted": f1 / n,
+        "precision": precision / n,
+        "recall": recall / n,
+        "auc": _roc_auc(probabilities, truths),
+    }
+
+
+def _roc_auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Row-wise ROC AUC (Mann-Whitney U, average ranks for ties) of (R, N) scores for boolean
+    (R, N) classes; NaN for a row without both classes."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores, axis=1)
+    n_pos = positive.sum(axis=1).astype(np.float64)
+    n_neg = positive.shape[1] - n_pos
+    u = np.sum(np.where(positive, ranks, 0.0), axis=1) - n_pos * (n_pos + 1) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
 def _mosi(preds: np.ndarray, truths: np.ndarray) -> dict[str, np.ndarray]:

@@ -56,21 +56,25 @@ class LoopConfig:
     prefetch: int = 2  # CUDA only: training batches prepared ahead on a background thread
 
     @classmethod
-    def for_training(cls, params: Params) -> LoopConfig:
-        """The train stage's loop: `train.max_epochs`, `train.patience`, ..."""
-        return cls._from(params, params.train.max_epochs, params.train.patience, progress=True)
+    def for_training(cls, params: Params, dataset: str) -> LoopConfig:
+        """The train stage's loop on `dataset`: `train.max_epochs`, `train.patience`, ..."""
+        train = params.train
+        return cls._from(params, dataset, train.max_epochs, train.patience, progress=True)
 
     @classmethod
-    def for_tuning(cls, params: Params) -> LoopConfig:
-        """A tuning trial's loop: `tune.max_epochs`, `tune.patience`, no progress bar."""
-        return cls._from(params, params.tune.max_epochs, params.tune.patience, progress=False)
+    def for_tuning(cls, params: Params, dataset: str) -> LoopConfig:
+        """A tuning trial's loop on `dataset`: `tune.max_epochs`, `tune.patience`, no bar."""
+        tune = params.tune
+        return cls._from(params, dataset, tune.max_epochs, tune.patience, progress=False)
 
     @classmethod
-    def _from(cls, params: Params, max_epochs: int, patience: int, progress: bool) -> LoopConfig:
+    def _from(
+        cls, params: Params, dataset: str, max_epochs: int, patience: int, progress: bool
+    ) -> LoopConfig:
         return cls(
             max_epochs=max_epochs,
             patience=patience,
-            select_metric=params.train.select_metric,
+            select_metric=params.select_metric_for(dataset),
             device=params.device,
             num_threads=params.num_threads,
             amp=params.amp,
@@ -165,6 +169,8 @@ def fit(
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
     model.to(device)
+    if model.CLOSED_FORM:
+        return _fit_closed_form(model, train, valid, config, device, callbacks)
     passes = training_steps(model)  # the method's own passes first, then the main one
     optimizer = passes[-1].optimizer
     scheduler = make_scheduler(model.hparams, optimizer, config.select_metric)
@@ -203,6 +209,25 @@ def fit(
     assert best_state is not None
     model.load_state_dict(best_state)
     return FitOutcome(model, best_epoch, best_valid, history)
+
+
+def _fit_closed_form(
+    model: MsaMethod,
+    train: SplitData,
+    valid: SplitData,
+    config: LoopConfig,
+    device: torch.device,
+    callbacks: Sequence[EpochCallback],
+) -> FitOutcome:
+    """A method fitted in closed form: one "epoch" that is its fit (choosing its own penalty on
+    validation `config.select_metric`), logged and scored like any epoch."""
+    started = time.perf_counter()
+    fitted = model.fit_closed_form(train, valid, config.select_metric)
+    valid_metrics = evaluate(model, valid, config.eval_batch_size, device)[0]
+    log = EpochLog(1, fitted, valid_metrics, time.perf_counter() - started)
+    for callback in callbacks:
+        callback(log)
+    return FitOutcome(model, 1, valid_metrics, [log])
 
 
 def _train_epoch(

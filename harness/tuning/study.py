@@ -93,8 +93,14 @@ class TuningJob:
         return {k: v for k, v in space.items() if k not in self.method_config.hparams}
 
     @property
+    def trial_budget(self) -> int:
+        """`tune.n_trials`, or 1 when nothing is left to tune (an empty search space once the
+        fixed hyperparameters are taken out: every trial would train the same model)."""
+        return self.params.tune.n_trials if self.space else 1
+
+    @property
     def loop(self) -> LoopConfig:
-        return LoopConfig.for_tuning(self.params)
+        return LoopConfig.for_tuning(self.params, self.dataset)
 
     def default_point(self) -> dict[str, Any]:
         """The method's defaults (with the fixed hparams) restricted to the tuned dimensions."""
@@ -112,7 +118,7 @@ class TuningJob:
             "fixed": dict(self.method_config.hparams),
             "space": describe(self.space),
             "tune": asdict(self.params.tune),
-            "select_metric": self.params.train.select_metric,
+            "select_metric": self.params.select_metric_for(self.dataset),
             "code": self.code,
         }
         return f"{self.dataset}.{self.method_cls.name}.{sha256_json(identity)[:12]}"
@@ -125,17 +131,15 @@ def run_study(
     storage_url: str | None = None,
     worker: int = 0,
 ) -> TuneResult:
-    """Run (or resume, or join) the study until it holds `tune.n_trials` counted trials and no
-    trial is still running; returns the study's result.
+    """Run (or resume, or join) the study until it holds `job.trial_budget` counted trials and
+    no trial is still running; returns the study's result.
 
     `storage_url` None: the journal file `storage_path`, one process. A PostgreSQL URL: the
     study is shared by every worker that names it; `worker` (0, 1, ...) offsets the sampler
     seed and names this worker's MLflow parent run. See `harness.tuning.storage`."""
     name = job.study_name()
     tune = job.params.tune
-    direction = (
-        "maximize" if metric_info(job.params.train.select_metric).higher_is_better else "minimize"
-    )
+    direction = "maximize" if metric_info(job.loop.select_metric).higher_is_better else "minimize"
     opened = open_storage(storage_path, storage_url, _StaleTrialHandler(tracker, job.dataset, name))
     with opened.reservation(name):  # one worker creates the study and enqueues the defaults
         probe = optuna.create_study(
@@ -163,15 +167,15 @@ def run_study(
     key = f"tune/{name}" if worker == 0 else f"tune/{name}/worker-{worker}"
     run_name = f"tune-{job.method_cls.name}" + (f"-worker{worker}" if worker else "")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    objective = f"valid_{job.params.train.select_metric}"
+    objective = f"valid_{job.loop.select_metric}"
     with tracker.run(job.dataset, key, run_name, standard_tags(**tags), resume=True):
         log_params({"objective": objective, "direction": direction})
         while True:
-            if _run_reserved_trial(study, opened, tune.n_trials, job, tracker, tags):
+            if _run_reserved_trial(study, opened, job.trial_budget, job, tracker, tags):
                 continue
             if opened.shared:
                 optuna.storages.fail_stale_trials(study)  # a dead worker's trial: retried
-            if counted_trials(study) < tune.n_trials:
+            if counted_trials(study) < job.trial_budget:
                 continue
             if not running_trials(study):
                 break
@@ -319,7 +323,7 @@ def write_best_params(path: Path, job: TuningJob, result: TuneResult) -> None:
         dataset=job.dataset,
         method=job.method_cls.name,
         study_name=result.study_name,
-        select_metric=job.params.train.select_metric,
+        select_metric=job.loop.select_metric,
         best_value=result.best_value,
         params=result.best_params,
         n_complete=result.n_complete,

@@ -30,7 +30,7 @@ SIMS_EDGES = (-0.7, -0.1, 0.1, 0.7)  # inner edges of MMSA's 5 SIMS classes (low
 
 
 def num_sentiment_classes(kind: str) -> int:
-    return {"mosi": 7, "mosei": 7, "sims": 5}[kind]
+    return {"mosi": 7, "mosei": 7, "sims": 5, "binary": 2}[kind]
 
 
 def sentiment_classes(labels: torch.Tensor, kind: str) -> torch.Tensor:
@@ -41,7 +41,9 @@ def sentiment_classes(labels: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "sims":
         edges = torch.tensor(SIMS_EDGES, dtype=torch.float32, device=y.device)
         return torch.bucketize(y, edges, right=False).to(torch.int64)
-    raise ValueError(f"kind: expected 'mosi', 'mosei' or 'sims', got {kind!r}")
+    if kind == "binary":  # the class itself
+        return (y >= 0.5).to(torch.int64)
+    raise ValueError(f"kind: expected 'mosi', 'mosei', 'sims' or 'binary', got {kind!r}")
 
 
 class ClassQueue(nn.Module):

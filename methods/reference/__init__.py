@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from harness.data.spec import DATASET_KINDS as KINDS  # the table has a column per kind
+from harness.data.spec import REGRESSION_KINDS as KINDS  # a column per MMSA kind
 
 TABLE = Path(__file__).with_name("mmsa_defaults.csv")
 

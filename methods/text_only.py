@@ -1,0 +1,24 @@
+"""Text-only baseline: the late-fusion Transformer (methods/late_transformer.py) reading
+the text modality alone: its text encoder, an MLP and the output head, tuned and seeded like
+every method.
+
+Reference: the unimodal baselines of MultiBench (Liang et al., NeurIPS 2021 Datasets and
+Benchmarks) and MERBench (Lian et al., 2024), and the tuned unimodal baselines of Rheude, Eils &
+Wild, "Fusion or Confusion?" (arXiv 2512.22991), which complex fusion methods often fail to beat.
+A method that does not beat the best unimodal model has not shown that its fusion helps.
+On a dataset with token ids the text encoder is the pretrained model, fine-tuned and read at
+[CLS]: the plain fine-tuned text baseline.
+"""
+
+from __future__ import annotations
+
+from methods.base import register_method
+from methods.common.late_fusion import LateFusionModel
+
+
+@register_method("text_only")
+class TextOnly(LateFusionModel):
+    """The late-fusion Transformer on text alone. Outputs: prediction (B,), fused (B, d),
+    text (B, d)."""
+
+    MODALITIES_READ = ("text",)
