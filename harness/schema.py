@@ -183,6 +183,11 @@ def distinct(value: Any) -> str | None:
     return None if ok else "a non-empty list without repeats"
 
 
+def no_repeats(value: Any) -> str | None:
+    """An empty list passes (unlike `distinct`)."""
+    return None if len(set(value)) == len(value) else "a list without repeats"
+
+
 def checked(default: Any = dataclasses.MISSING, check: Check | None = None, **kwargs: Any) -> Any:
     """A dataclass field with a `check` (and optionally a default)."""
     metadata = {"check": check} if check else {}

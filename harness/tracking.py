@@ -44,6 +44,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE  # no
 from harness.provenance import git_commit  # noqa: E402
 
 if TYPE_CHECKING:
+    from harness.records.cost import RunCost
     from harness.training.loop import EpochLog
 
 EXPERIMENT_PREFIX = "msabench"
@@ -329,6 +330,15 @@ def set_hardware_tags(hardware: Mapping[str, str]) -> None:
     """The hardware facts as `msabench.<fact>` tags on the active run, set after it started
     (a worker process reports where it trained when it finishes)."""
     mlflow.set_tags({f"{TAG_PREFIX}{k}": str(v) for k, v in hardware.items()})
+
+
+def log_cost(cost: RunCost) -> None:
+    """A training run's cost on the active run: every number as metric `cost.<field>`
+    (`cost.parameters_trained`, `cost.train_seconds_total`, ...; `cost.peak_gpu_memory_mb` only
+    on CUDA) and where it ran as tag `msabench.device` ("cpu: <CPU> (<n> threads)",
+    "cuda: <GPU>")."""
+    log_final(cost.metrics(), prefix="cost.")
+    mlflow.set_tag(f"{TAG_PREFIX}device", cost.device)
 
 
 def log_final(metrics: Mapping[str, float], prefix: str) -> None:

@@ -34,7 +34,7 @@ def test_list_prints_methods_and_datasets(project, capsys) -> None:
         (["train", "mosi", "tfn"], "unknown dataset 'mosi'; datasets declared in params.yaml"),
         (["fetch", "nope"], "unknown dataset 'nope'"),
         (["train", "synth", "tfn"], "run `msabench tune synth tfn` first"),
-        (["compare"], "no run record for synth/lf_dnn/seed 1111"),
+        (["compare"], "no run record for synth/ridge/seed 1111"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(project, capsys, argv, expected) -> None:

@@ -54,7 +54,8 @@ def test_unknown_method_in_benchmark_lists_valid_names(raw) -> None:
     message = _error(raw)
     assert "benchmark.methods" in message and "'tfm'" in message
     assert (
-        "did you mean 'tfn'" in message and "valid methods: audio_only, fine, fsrf, ir_svr, late_transformer" in message
+        "did you mean 'tfn'" in message
+        and "valid methods: audio_only, fine, fsrf, ir_svr, late_transformer" in message
     )
 
 

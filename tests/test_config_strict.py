@@ -24,7 +24,10 @@ SYNTHETIC = (
     "min_length_fraction, n_annotators, n_test, n_train, n_valid, noise_dims, noise_std, "
     "nuisance_dim, seed, shared_dim, unique_dim"
 )
-METHOD_NAMES = "fine, fsrf, ir_svr, lf_dnn, lmf, misa, mmim, mmmie, mult, self_mm, tfn"
+METHOD_NAMES = (
+    "audio_only, fine, fsrf, ir_svr, late_transformer, lf_dnn, lmf, misa, mmim, mmmie, mult, "
+    "ridge, self_mm, text_only, tfn, vision_only"
+)
 
 # (path of the key to misspell, the misspelling, the whole message after "params.yaml: ")
 MISSPELT = [
@@ -34,13 +37,13 @@ MISSPELT = [
      "(did you mean 'methods'?)"),
     (("mlflow",), "tracking_url", "mlflow.tracking_url: unknown key; allowed: tracking_uri "
      "(did you mean 'tracking_uri'?)"),
-    (("datasets", "synth"), "knd", "datasets.synth.knd: unknown key; allowed: kind, source, "
-     "standardize, synthetic (did you mean 'kind'?)"),
+    (("datasets", "synth"), "knd", "datasets.synth.knd: unknown key; allowed: group, kind, "
+     "source, standardize, synthetic (did you mean 'kind'?)"),
     (("datasets", "synth", "synthetic"), "n_trian", "datasets.synth.synthetic.n_trian: unknown "
      f"key; allowed: {SYNTHETIC} (did you mean 'n_train'?)"),
     (("datasets", "mosi_bclstm"), "valid_fracton", "datasets.mosi_bclstm.valid_fracton: unknown "
-     "key; allowed: files, format, kind, max_text_tokens, source, split, split_seed, standardize, "
-     "text, text_model, valid_fraction (did you mean 'valid_fraction'?)"),
+     "key; allowed: files, format, group, kind, max_text_tokens, source, split, split_seed, "
+     "standardize, text, text_model, valid_fraction (did you mean 'valid_fraction'?)"),
     (("datasets", "mosi_bclstm", "files", 0), "sha", "datasets.mosi_bclstm.files[0].sha: "
      "unknown key; allowed: path, sha256, url (did you mean 'sha256'?)"),
     (("methods",), "tfm", f"methods.tfm: unknown method 'tfm' (did you mean 'tfn'?); valid "
@@ -64,7 +67,7 @@ MISSPELT = [
     (("paper",), "table", "paper.table: unknown key; allowed: datasets, tables (did you mean "
      "'tables'?)"),
     (("paper", "datasets"), "MOSEi", "paper.datasets.MOSEi: unknown key; allowed: CH-SIMS, "
-     "MOSEI, MOSI, UR-FUNNY (did you mean 'MOSEI'?)"),
+     "MOSEI, MOSI, MUStARD, UR-FUNNY (did you mean 'MOSEI'?)"),
 ]  # fmt: skip
 
 # (path of the value, the wrong value, the whole message after "params.yaml: ")
@@ -99,7 +102,7 @@ MISTYPED = [
     (("paper", "tables"), ["fine-mosi"], "paper.tables: unknown paper table 'fine-mosi' (did you "
      "mean 'fine-mosi-mosei'?); valid paper tables: fine-ch-sims, fine-mosi-mosei, "
      "fine-ur-funny, fsrf-mosei-ch-sims, ir-svr-mosi-mosei, ir-svr-ur-funny, mmmie-mosi-mosei, "
-     "mmsa-ch-sims, mmsa-mosei, mmsa-mosi"),
+     "mmsa-ch-sims, mmsa-mosei, mmsa-mosi, mustard-text"),
     (("paper", "datasets", "MOSI"), 5, "paper.datasets.MOSI: expected a non-empty string, got 5"),
 ]  # fmt: skip
 

@@ -18,7 +18,11 @@ from matplotlib.text import Text
 
 from harness.metrics import METRICS, metric_label
 from harness.reports.cd_diagram import cd_diagram_figure
-from harness.reports.comparison_figures import seed_points_figure, tuning_history_figure
+from harness.reports.comparison_figures import (
+    accuracy_cost_figure,
+    seed_points_figure,
+    tuning_history_figure,
+)
 from harness.reports.dvc_template import TEMPLATE_PATH, render_template, vega_template
 from harness.reports.figures import rate_curves_figure
 from harness.reports.headline import HEADLINE_METRICS, headline_rows, write_headline
@@ -80,6 +84,15 @@ def _curves(metrics=FIGURE_METRICS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _cost_points() -> pd.DataFrame:
+    """Every method's training seconds (spanning 3 decades) and MAE, with seed spreads."""
+    return pd.DataFrame(
+        {"method": METHODS, "train_seconds_total": [10.0 * 1.9**i for i in range(len(METHODS))],
+         "train_seconds_total_std": 3.0, "metric": "mae",
+         "mean": [0.9 - 0.02 * i for i in range(len(METHODS))], "std": 0.01, "n_seeds": 5}
+    )  # fmt: skip
+
+
 def _cd():
     ranks = {method: 1.0 + i * 0.8 for i, method in enumerate(METHODS)}
     result = FriedmanNemenyi(methods=tuple(METHODS), mean_ranks=ranks, statistic=20.0,
@@ -96,6 +109,9 @@ FIGURES = {
         _curves(FIGURE_METRICS[:3]), "d: intra", FIGURE_METRICS[:3]
     ),
     "CD diagram": _cd,
+    "accuracy against cost": lambda: accuracy_cost_figure(
+        _cost_points(), "mae", "d: MAE against training time"
+    ),
 }
 
 
@@ -115,7 +131,7 @@ def test_every_catalog_method_has_its_own_colour_in_catalog_order() -> None:
 
 def _method_colours(name: str, figure) -> dict[str, str]:
     """{method: hex colour} as `figure` draws each method."""
-    if name == "seed scores":
+    if name in ("seed scores", "accuracy against cost"):
         panel = figure.axes[0]
         return {
             c.get_label(): to_hex(c.lines[0].get_color()) for c in panel.containers
@@ -198,7 +214,8 @@ def test_headline_files_hold_four_numbers_per_method(
         assert all(v is None or isinstance(v, int | float) for v in values.values())
     tfn = json.loads(written[0].read_text())
     assert tfn[metric_label(HEADLINE_METRICS[kind][2])] == 50.0  # accuracy in percent
-    assert tfn["MAE"] == 0.5
+    # MAE (and the binary kind's AUC) unscaled
+    assert tfn["AUC" if kind == "binary" else "MAE"] == 0.5
     # `dvc metrics show`: one row per file; path and four columns fit a terminal
     width = len(str(written[0])) + sum(max(len(k), 9) + 2 for k in labels)
     assert width < 100

@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 
 from harness.config import DatasetConfig
+from harness.data.declaration import parse_dataset
 from harness.data.formats import FORMATS
 from harness.data.loading import load_dataset, read_split_arrays
 from harness.data.sources import fetch_dataset
 from harness.data.store import read_manifest
 from harness.data.types import SPLITS
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError
 
 SIZES = {"train": 5, "valid": 3, "test": 4}
 MMSA_T = {"text": 6, "audio": 8, "vision": 7}
@@ -260,3 +261,89 @@ def test_peak_memory_while_converting(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert splits["test"].features["text"].shape == (SIZES["test"] * 40, 50, 768)
     assert peak < 1.5 * size, f"peak {peak / size:.2f}x the feature arrays' size"
+
+
+# -- a binary task (humour: UR-FUNNY in MMSA's layout) ------------------------------------------
+
+
+def humour_payload(label_key: str = "regression_labels") -> dict[str, Any]:
+    """The MMSA layout with 0/1 labels (humorous or not) under `label_key`; with
+    classification_labels, regression_labels hold a continuous score that is not the class."""
+    payload = mmsa_payload()
+    for split in SPLITS:
+        n = SIZES[split]
+        classes = (np.arange(n) % 2).astype(np.float32)
+        payload[split]["classification_labels"] = classes
+        payload[split]["regression_labels"] = (
+            classes if label_key == "regression_labels" else np.linspace(-1, 2, n, dtype=np.float32)
+        )
+    return payload
+
+
+def test_cli_fetches_a_humour_pickle_into_a_binary_store(tmp_path: Path, monkeypatch) -> None:
+    """`msabench fetch NAME --path FILE --format mmsa --kind binary`, then loaded: 0/1 labels."""
+    from harness.cli import main
+
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    payload = humour_payload()
+    source = write_pickle(tmp_path / "urfunny" / "unaligned.pkl", payload)
+    monkeypatch.chdir(tmp_path)
+    arguments = ["--path", str(source), "--format", "mmsa", "--kind", "binary"]
+    assert main(["--params", str(params), "fetch", "urfunny", *arguments]) == 0
+    store = tmp_path / "features" / "urfunny"
+    assert read_manifest(store).kind == "binary"
+    spec, splits = load_dataset(store)
+    assert spec.kind == "binary" and spec.label_range == (0.0, 1.0)
+    for split in SPLITS:
+        expected = payload[split]["regression_labels"].tolist()
+        assert splits[split].labels.tolist() == expected and set(expected) == {0.0, 1.0}
+
+
+def test_label_key_reads_the_classes_from_classification_labels(tmp_path: Path) -> None:
+    payload = humour_payload("classification_labels")
+    source = write_pickle(tmp_path / "urfunny.pkl", payload)
+    with pytest.raises(DataError, match=(
+        r"split 'train': key 'regression_labels' value -1.0 at row 0; expected exactly 0 or 1 "
+        r"\(kind 'binary'\); set label_key: classification_labels if the pickle keeps"
+    )):  # fmt: skip
+        fetch("mmsa", source, tmp_path / "store", kind="binary")
+    fetch("mmsa", source, tmp_path / "store", kind="binary", label_key="classification_labels")
+    _, splits = load_dataset(tmp_path / "store")
+    for split in SPLITS:
+        assert splits[split].labels.tolist() == payload[split]["classification_labels"].tolist()
+
+
+def test_a_binary_label_other_than_0_or_1_is_refused_naming_key_and_row(tmp_path: Path) -> None:
+    payload = humour_payload("classification_labels")
+    payload["valid"]["classification_labels"][2] = 0.5
+    source = write_pickle(tmp_path / "urfunny.pkl", payload)
+    message = (
+        r"urfunny.pkl: split 'valid': key 'classification_labels' value 0.5 at row 2; "
+        r"expected exactly 0 or 1 \(kind 'binary'\)$"
+    )
+    with pytest.raises(DataError, match=message):
+        fetch("mmsa", source, tmp_path / "store", kind="binary", label_key="classification_labels")
+    mult = mult_payload()
+    for split in SPLITS:
+        mult[split]["labels"] = np.ones_like(mult[split]["labels"])
+    mult["test"]["labels"][3] = 2.0
+    source = write_pickle(tmp_path / "mult.pkl", mult)
+    message = r"split 'test': key 'labels' value 2.0 at row 3; expected exactly 0 or 1"
+    with pytest.raises(DataError, match=message):
+        fetch("mult", source, tmp_path / "store", kind="binary")
+    section = {"source": "file", "format": "mult", "kind": "binary", "path": "x.pkl"}
+    with pytest.raises(ConfigError, match="datasets.u.label_key: unknown key"):  # mmsa's only
+        parse_dataset("u", {**section, "label_key": "classification_labels"}, "params.yaml")
+    with pytest.raises(ConfigError, match="datasets.u.label_key: expected one of regression_la"):
+        parse_dataset("u", {**section, "format": "mmsa", "label_key": "labels"}, "params.yaml")
+
+
+def test_the_store_refuses_a_binary_label_other_than_0_or_1(tmp_path: Path) -> None:
+    from harness.data.store import write_store
+
+    splits = FORMATS.get("mmsa")(write_pickle(tmp_path / "x.pkl", humour_payload()), {})
+    splits["test"].labels[1] = 0.25
+    message = r"split 'test': key 'labels' value 0.25 at row 1; expected exactly 0 or 1"
+    with pytest.raises(DataError, match=message):
+        write_store(tmp_path / "store", "toy", "binary", splits, {"type": "test"}, [])
+    assert not (tmp_path / "store").exists()

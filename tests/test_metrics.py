@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from harness.errors import UnknownNameError
 from harness.data.spec import REGRESSION_KINDS
+from harness.errors import UnknownNameError
 from harness.metrics import (
     METRICS,
     best_value,

@@ -20,7 +20,7 @@ PUBLISHED = REPO.parent / "shared" / "reference" / "published-results.md"
 REGISTERED = {
     "fine-mosi-mosei", "fine-ch-sims", "fine-ur-funny", "mmsa-mosi", "mmsa-mosei",
     "mmsa-ch-sims", "fsrf-mosei-ch-sims", "mmmie-mosi-mosei", "ir-svr-mosi-mosei",
-    "ir-svr-ur-funny",
+    "ir-svr-ur-funny", "mustard-text",
 }  # fmt: skip
 
 # ------------------------------------------------------------------------- registered tables

@@ -199,6 +199,7 @@ def test_train_writes_records_predictions_and_runs_once(project) -> None:
     assert record.split == "test" and set(record.metrics) >= {"acc7", "mae", "corr"}
     assert record.data_hash and record.config_hash and record.package_versions["torch"]
     assert record.hardware["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    _check_cost(record)
     lines = paths.run_predictions("synth", "tfn", 1).read_text().splitlines()
     assert lines[0] == "id,prediction,label" and len(lines) == 25
     runs = _runs(project, "train")
@@ -219,6 +220,9 @@ def test_train_writes_records_predictions_and_runs_once(project) -> None:
     history = client.get_metric_history(runs[0].info.run_id, "valid_mae")
     assert [m.step for m in history] == [1, 2]
     assert "test_mae" in runs[0].data.metrics
+    assert {"cost.parameters_total", "cost.train_seconds_total"} <= set(runs[0].data.metrics)
+    assert "cost.peak_gpu_memory_mb" not in runs[0].data.metrics  # on CPU
+    assert tags["msabench.device"].startswith("cpu: ")
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"record.json", "config.json", "test_predictions.csv"} <= artifacts
     # re-running the finished stage replaces its runs instead of duplicating them
@@ -226,6 +230,24 @@ def test_train_writes_records_predictions_and_runs_once(project) -> None:
     assert len(_runs(project, "train")) == 2
     first, again = records[0], load_records(paths.all_runs())[0]
     assert first.metrics == again.metrics  # deterministic: bit-identical metrics
+
+
+def _check_cost(record) -> None:
+    """The record's cost: parameters as the trained model has them (its checkpoint restored),
+    the rest measured."""
+    from harness.data.loading import load_dataset
+    from harness.training.checkpoints import load_checkpoint, restore_model
+
+    cost = record.cost
+    spec, _ = load_dataset(paths.feature_store(record.dataset), standardize=False, splits=("test",))
+    checkpoint = load_checkpoint(paths.run_checkpoint(record.dataset, record.method, record.seed))
+    model = restore_model(checkpoint, spec, record.data_hash)
+    assert cost.parameters_total == sum(p.numel() for p in model.parameters())
+    assert cost.parameters_trained == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert cost.peak_gpu_memory_mb is None and cost.device.startswith("cpu: ")
+    assert cost.train_seconds_total > 0 and cost.train_seconds_per_epoch > 0
+    assert cost.inference_samples == 24 and cost.inference_ms_per_sample > 0
+    assert cost.peak_host_memory_mb > 0
 
 
 def test_seeds_in_worker_processes_give_identical_records_and_full_curves(project) -> None:
@@ -267,8 +289,11 @@ def test_compare_writes_tables_figures_and_an_mlflow_run(project) -> None:
     table = (paths.tables_dir() / "synth.md").read_text()
     assert "paired bootstrap over the" in table and "ASO" in table  # per-sample test and ASO ran
     figures = paths.figures_dir("synth")
-    for name in ("seed-scores", "tuning-history"):
+    for name in ("seed-scores", "tuning-history", "cost"):
         assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file()
+    assert "Cost (mean over seeds):" in table and "in batches of 256" in table
+    cost = (figures / "cost.csv").read_text().splitlines()
+    assert cost[0].startswith("method,train_seconds_total,") and len(cost) == 3  # two methods
     history = (figures / "tuning-history.csv").read_text().splitlines()
     assert history[0] == "method,trial,state,value,best" and len(history) > 2
     assert json.loads(paths.metrics_file().read_text()) == json.loads(json.dumps(metrics))

@@ -37,9 +37,18 @@ def profile(request):
     return request.param, _params(request.param)
 
 
+# profiles of text-only datasets: they run the methods that read text alone (a text-only dataset
+# refuses the others)
+TEXT_ONLY_PROFILES = {"mustard", "mosei-text"}
+TEXT_METHODS = ("ridge", "text_only", "late_transformer")
+
+
 def test_every_registered_method_is_in_the_benchmark_with_a_section(profile) -> None:
-    _, params = profile
-    assert sorted(params.benchmark.methods) == METHOD_MODULES.names()
+    name, params = profile
+    if name in TEXT_ONLY_PROFILES:
+        assert params.benchmark.methods == TEXT_METHODS
+    else:
+        assert sorted(params.benchmark.methods) == METHOD_MODULES.names()
     assert set(params.methods) == set(METHOD_MODULES.names())
     assert len(params.seeds) == 5
 
@@ -136,3 +145,23 @@ def test_the_mosi_tokens_profile_runs_both_real_mosi_datasets_at_a_cpu_budget() 
     assert tokens.probe.datasets == ()
     assert (tokens.tune.n_trials, tokens.tune.max_epochs) == (4, 6)
     assert (tokens.train.max_epochs, tokens.train.patience) == (6, 2)
+
+
+def test_the_mustard_profile_runs_the_five_folds_with_the_text_methods() -> None:
+    mustard = profile_params(load_profile("mustard"), PARAMS)
+    assert mustard.benchmark.datasets == tuple(f"mustard_fold{k}" for k in range(1, 6))
+    assert mustard.groups["mustard"] == mustard.benchmark.datasets
+    assert {mustard.dataset(d).kind for d in mustard.benchmark.datasets} == {"binary"}
+    assert mustard.select_metric_for("mustard_fold1") == "f1_weighted"
+    assert mustard.paper.datasets["MUStARD"] == "mustard"
+    assert mustard.probe.datasets == () and mustard.probe.methods == ()
+
+
+def test_the_mosei_text_profile_runs_the_transcripts_with_the_text_methods() -> None:
+    mosei = profile_params(load_profile("mosei-text"), PARAMS)
+    assert mosei.benchmark.datasets == ("mosei_text",)
+    assert mosei.dataset("mosei_text").kind == "mosei"
+    assert mosei.probe.datasets == () and mosei.probe.methods == ()
+    assert mosei.method("late_transformer").hparams["text_encoder"] == "features"
+    assert "text_encoder" not in mosei.method("text_only").hparams  # fine-tunes MiniLM
+    assert (mosei.tune.n_trials, mosei.tune.max_epochs, mosei.train.max_epochs) == (2, 1, 2)

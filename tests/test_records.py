@@ -9,7 +9,14 @@ from dataclasses import asdict
 import pytest
 
 from harness.errors import DataError
-from harness.records import RobustnessRecord, RunResult, TrialRecord, TuningRecord, load_records
+from harness.records import (
+    RobustnessRecord,
+    RunCost,
+    RunResult,
+    TrialRecord,
+    TuningRecord,
+    load_records,
+)
 from harness.records.robustness import load_records as load_robustness
 from harness.records.robustness import save_records as save_robustness
 
@@ -24,7 +31,7 @@ RUN = RunResult(
 def test_a_run_record_is_written_with_its_version_and_read_back(tmp_path) -> None:
     RUN.save(tmp_path / "seed-1.json")
     payload = json.loads((tmp_path / "seed-1.json").read_text())
-    assert payload["schema_version"] == 3
+    assert payload["schema_version"] == 4
     assert RunResult.load(tmp_path / "seed-1.json") == RUN
 
 
@@ -43,7 +50,7 @@ def test_a_newer_record_is_refused_in_one_line(tmp_path) -> None:
         RunResult.load(tmp_path / "seed-1.json")
     assert str(info.value) == (
         f"{tmp_path / 'seed-1.json'}: run record schema version 9 is newer than this msabench "
-        "reads (3); upgrade msabench or re-run the stage"
+        "reads (4); upgrade msabench or re-run the stage"
     )
 
 
@@ -53,6 +60,45 @@ def test_a_version_2_run_record_gets_an_empty_text_model(tmp_path) -> None:
     (tmp_path / "seed-1.json").write_text(json.dumps(old))
     assert RunResult.load(tmp_path / "seed-1.json") == RUN
     assert RUN.text_model == {}
+
+
+COST = RunCost(
+    parameters_total=1_234_567, parameters_trained=1_000_000, peak_host_memory_mb=812.5,
+    peak_gpu_memory_mb=None, train_seconds_total=12.25, train_seconds_per_epoch=1.225,
+    inference_ms_per_sample=0.0625, inference_batch_size=256, inference_samples=24,
+    device="cpu: AMD EPYC 7B13 (1 thread)",
+)  # fmt: skip
+
+
+def test_a_run_cost_round_trips_through_the_record_file(tmp_path) -> None:
+    record = RunResult(**{**asdict(RUN), "cost": COST})
+    assert record.cost == COST  # built from asdict: the cost dict becomes a RunCost again
+    record.save(tmp_path / "seed-1.json")
+    payload = json.loads((tmp_path / "seed-1.json").read_text())
+    assert payload["cost"]["parameters_trained"] == 1_000_000
+    assert payload["cost"]["peak_gpu_memory_mb"] is None
+    back = RunResult.load(tmp_path / "seed-1.json")
+    assert back == record and isinstance(back.cost, RunCost)
+    gpu = RunCost(**{**COST.to_dict(), "peak_gpu_memory_mb": 2048.0, "device": "cuda: H100"})
+    assert RunCost.from_dict(json.loads(json.dumps(gpu.to_dict()))) == gpu
+    assert COST.metrics()["parameters_total"] == 1_234_567.0
+    assert "peak_gpu_memory_mb" not in COST.metrics() and "device" not in COST.metrics()
+
+
+def test_a_version_3_run_record_gets_no_cost(tmp_path) -> None:
+    old = {**RUN.to_dict(), "schema_version": 3}
+    del old["cost"]  # written before the cost was measured
+    (tmp_path / "seed-1.json").write_text(json.dumps(old))
+    record = RunResult.load(tmp_path / "seed-1.json")
+    assert record == RUN and record.cost is None
+
+
+def test_a_cost_with_a_missing_key_is_one_line(tmp_path) -> None:
+    payload = RunResult(**{**asdict(RUN), "cost": COST}).to_dict()
+    del payload["cost"]["device"]
+    (tmp_path / "seed-1.json").write_text(json.dumps(payload))
+    with pytest.raises(DataError, match=r"seed-1.json: cost: missing keys \['device'\]"):
+        RunResult.load(tmp_path / "seed-1.json")
 
 
 def test_robustness_records_of_both_versions(tmp_path) -> None:

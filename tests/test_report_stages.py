@@ -118,7 +118,7 @@ def test_papers_stage_puts_reported_beside_reproduced(project: Path) -> None:
          for suffix in ("md", "tex", "csv")] + ["README.md"]
     )  # fmt: skip
     index = (paths.papers_dir() / "README.md").read_text()
-    assert "| [mmsa-mosi](mmsa-mosi.md) " in index and "2 of 10 written" in index
+    assert "| [mmsa-mosi](mmsa-mosi.md) " in index and "2 of 11 written" in index
     text = (paths.papers_dir() / "mmsa-mosi.md").read_text()
     # TFN's reported Has0 Acc-2 is 77.99; reproduced 0.75 + 0.005 * seed -> 76.00 ± 0.50
     assert "77.99" in text and "76.00 ± 0.50" in text and "(-1.99)" in text
@@ -178,7 +178,7 @@ def test_papers_stage_writes_only_tables_with_runs_and_an_index(project: Path) -
     assert [p.name for p in written] == ["README.md"]
     assert [p.name for p in paths.papers_dir().iterdir()] == ["README.md"]
     index = (paths.papers_dir() / "README.md").read_text()
-    assert "0 of 10 written" in index
+    assert "0 of 11 written" in index
     mmsa = next(line for line in index.splitlines() if line.startswith("| mmsa-mosi "))
     assert "MOSI -> `mosi_bclstm` (no runs)" in mmsa
     assert "add `mosi_bclstm` to `benchmark.datasets` in params.yaml" in mmsa
@@ -201,4 +201,37 @@ def test_paper_one_table_updates_the_index(project: Path) -> None:
     path = paper_stage.run_one(params, "mmsa-mosi")
     assert path.name == "mmsa-mosi.md" and path.is_file()
     index = (paths.papers_dir() / "README.md").read_text()
-    assert "| [mmsa-mosi](mmsa-mosi.md) " in index and "1 of 10 written" in index
+    assert "| [mmsa-mosi](mmsa-mosi.md) " in index and "1 of 11 written" in index
+
+
+def test_a_cross_validation_group_fills_its_paper_table_with_the_fold_and_seed_mean(
+    project: Path,
+) -> None:
+    """MUStARD's five folds are datasets of one group; the paper table's reproduced cell is the
+    mean over every fold and seed of the mapped group (here two folds x three seeds)."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for fold in ("cv_f1", "cv_f2"):
+        raw["datasets"][fold] = {**raw["datasets"]["synth"], "kind": "binary", "group": "cv"}
+    raw["benchmark"] = {"datasets": ["cv_f1", "cv_f2"], "methods": ["ridge"]}
+    raw["probe"] = {"datasets": [], "methods": []}
+    raw["seeds"] = [1, 2, 3]
+    raw["mlflow"]["tracking_uri"] = f"sqlite:///{project / 'mlflow.db'}"
+    raw["paper"].update(tables=["mustard-text"], datasets={"MUStARD": "cv"})
+    params = parse_params(raw)
+    assert params.groups["cv"] == ("cv_f1", "cv_f2")
+    scores = []
+    for f, fold in enumerate(("cv_f1", "cv_f2")):
+        for seed in (1, 2, 3):
+            value = 0.6 + 0.02 * f + 0.01 * seed
+            scores.append(value)
+            metrics = {"accuracy": value, "f1_weighted": value, "precision": value,
+                       "recall": value, "auc": value}  # fmt: skip
+            _record(fold, "ridge", seed, metrics).save(paths.run_record(fold, "ridge", seed))
+    paper_stage.run(params)
+    text = (paths.papers_dir() / "mustard-text.md").read_text()
+    mean = 100 * sum(scores) / len(scores)
+    assert f"{mean:.1f} ±" in text and "65.1" in text
+    # a fold missing a seed leaves the method out of the group, rather than averaging fewer
+    paths.run_record("cv_f2", "ridge", 3).unlink()
+    with pytest.raises(DataError, match="every fold at every seed.*add cv_f1, cv_f2 to"):
+        paper_stage.run_one(params, "mustard-text")

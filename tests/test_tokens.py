@@ -218,3 +218,29 @@ def test_missing_text_becomes_unk(tiny_token_data) -> None:
         assert torch.equal(applied.tokens.ids, expected) and (expected == UNK).any()
         zeroed = (applied.features["text"] == 0).all(dim=2) & (tokens.mask == 1)
         assert torch.equal(zeroed, ~keep & (tokens.mask == 1))  # text steps and tokens aligned
+
+
+def test_a_context_pair_is_encoded_as_the_tokenizer_does_and_loses_its_oldest_tokens() -> None:
+    """tokenize(texts, contexts=...): [CLS] context [SEP] text [SEP] with segment ids 0 then 1,
+    the tokenizer's own pair encoding when it fits; when too long, the context's start goes
+    and the text stays whole."""
+    from harness.data.text_encoding import tokenize
+    from harness.text_models import load_tokenizer
+
+    model = resolve("minilm")
+    tokenizer = load_tokenizer(model)
+    context, text = "we have a meeting at noon. again", "oh great, another meeting"
+    tokens = tokenize([text], model, 20, contexts=[context])
+    own = tokenizer(context, text, padding="max_length", max_length=20)
+    assert tokens[0].tolist() == [own["input_ids"], own["attention_mask"], own["token_type_ids"]]
+    short = tokenize([text], model, 12, contexts=[context])[0]
+    words = tokenizer.convert_ids_to_tokens(short[0].tolist())
+    assert words == ["[CLS]", "at", "noon", ".", "again", "[SEP]",
+                     "oh", "great", ",", "another", "meeting", "[SEP]"]  # fmt: skip
+    assert short[2].tolist() == [0] * 6 + [1] * 6 and short[1].sum() == 12
+    alone = tokenize([text], model, 12)[0]
+    assert alone[2].sum() == 0 and alone[1].sum() == 7  # [CLS] 5 words [SEP]
+    cut = tokenize(["one two three four five six"], model, 6, contexts=["before"])[0]
+    assert tokenizer.convert_ids_to_tokens(cut[0].tolist()) == [
+        "[CLS]", "[SEP]", "one", "two", "three", "[SEP]",
+    ]  # fmt: skip

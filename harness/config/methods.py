@@ -16,7 +16,9 @@ from harness.errors import ConfigError
 
 
 def check_methods(params: Params, names: Iterable[str]) -> None:
-    """Check `methods.<name>` of each of `names` against the method itself."""
+    """Check `methods.<name>` of each of `names` against the method itself, for every benchmark
+    dataset kind; a method outside `benchmark.methods` runs on none of them, so only for the
+    kinds it supports (Self-MM's section stays valid beside a binary benchmark dataset)."""
     from methods import load_method
     from methods.search_space import override_space
 
@@ -24,8 +26,11 @@ def check_methods(params: Params, names: Iterable[str]) -> None:
     for name in dict.fromkeys(names):
         method_cls = load_method(name)
         section = params.method(name)
+        checked = kinds
+        if name not in params.benchmark.methods:
+            checked = [k for k in kinds if k in method_cls.KINDS] or list(method_cls.KINDS[:1])
         try:
-            for kind in kinds:
+            for kind in checked:
                 method_cls.resolve_hparams(kind, section.hparams, where=f"methods.{name}.hparams")
             override_space(
                 method_cls.SEARCH_SPACE, section.search_space, f"methods.{name}.search_space"

@@ -72,6 +72,15 @@ class Params:
             )
         return self.datasets[name]
 
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """{group: its fold datasets, in declaration order} of every `datasets.<name>.group`."""
+        groups: dict[str, tuple[str, ...]] = {}
+        for name, config in self.datasets.items():
+            if config.group is not None:
+                groups[config.group] = (*groups.get(config.group, ()), name)
+        return groups
+
     def select_metric_for(self, dataset: str) -> str:
         """The validation metric that tunes and early-stops runs on `dataset`:
         `train.select_metric_by_kind` for its kind, else `train.select_metric`."""
@@ -182,10 +191,24 @@ def check_names(params: Params) -> None:
             )
     _check_papers(params)
     for paper_name, name in params.paper.datasets.items():
-        if name is not None and name not in params.datasets:
+        if name is not None and name not in params.datasets and name not in params.groups:
+            groups = ", ".join(params.groups) or "none"
             raise ConfigError(
                 f"{source}: paper.datasets.{paper_name}: unknown dataset '{name}'; declared "
-                f"under datasets: {declared} (or null for none)"
+                f"under datasets: {declared}; cross-validation groups: {groups} (or null for "
+                "none)"
+            )
+    for group, folds in params.groups.items():
+        if group in params.datasets:
+            raise ConfigError(
+                f"{source}: datasets.{folds[0]}.group: '{group}' is also a dataset's name; "
+                "a group needs a name of its own"
+            )
+        kinds = {params.datasets[fold].kind for fold in folds}
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"{source}: datasets.*.group '{group}': its folds ({', '.join(folds)}) have "
+                f"kinds {', '.join(sorted(kinds))}; a group's folds need one kind"
             )
     _check_select_metric(params)
 

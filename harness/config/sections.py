@@ -14,11 +14,16 @@ from typing import Any, Literal
 from harness.schema import (
     check_fields,
     checked,
+    no_repeats,
     non_empty,
     non_negative,
     positive,
     probability,
 )
+
+# the simple baselines every table is measured against (issue 21): unimodal, a late-fusion
+# Transformer, a linear floor
+SIMPLE_BASELINES = ("text_only", "audio_only", "vision_only", "late_transformer", "ridge")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +76,9 @@ class TrainConfig:
     max_epochs: int = checked(check=positive)
     patience: int = checked(check=positive)
     select_metric: str = "mae"  # validation metric for early stopping and tuning
+    # per dataset kind, a selection metric that replaces `select_metric` for datasets of that
+    # kind (a classification kind has no MAE)
+    select_metric_by_kind: dict[str, str] = field(default_factory=lambda: {"binary": "f1_weighted"})
     workers: int = checked(1, positive)  # processes training seeds at once
 
 
@@ -106,6 +114,9 @@ class CompareConfig:
     # of the truths' ("constant"); a MAE/Corr outside this prediction interval of the others
     flag_constant_ratio: float = checked(0.05, probability)
     flag_outlier_level: float = checked(0.999, probability)
+    # the methods that are the bar: every other method is tested against the best of those in
+    # the run, per metric ("beats the best baseline" marks); a name not in the run is absent
+    simple_baselines: tuple[str, ...] = checked(SIMPLE_BASELINES, no_repeats)
 
     def __post_init__(self) -> None:
         check_fields(self)  # also when built in code, not only from params.yaml

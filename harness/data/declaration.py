@@ -34,8 +34,11 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
 
 # keys every dataset may set, whatever its source: how the loader prepares the stored features
 # (`standardize`: z-score every feature with train statistics over real steps, msabench's
-# default; false feeds the stored values as they are, MMSA's treatment)
-COMMON_KEYS: tuple[str, ...] = ("standardize",)
+# default; false feeds the stored values as they are, MMSA's treatment), and `group`: datasets
+# that are the folds of one cross-validation (MUStARD's five) share a group name, and the
+# compare stage also reports the group as one table (mean over folds and seeds)
+COMMON_KEYS: tuple[str, ...] = ("standardize", "group")
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,18 @@ class RemoteFile:
 class DatasetConfig:
     name: str
     source: str  # a key of SOURCE_KEYS: "synthetic", "file", "url"
-    kind: str  # "mosi", "mosei" (MOSI's metrics, MOSEI's method defaults) or "sims"
+    kind: str  # "mosi", "mosei" (MOSI's metrics, MOSEI's method defaults), "sims", "binary"
     options: Mapping[str, Any] = field(default_factory=dict)  # the whole section, checked
 
     @property
     def standardize(self) -> bool:
         """Whether loaders z-score this dataset's features (`datasets.<name>.standardize`)."""
         return bool(self.options.get("standardize", True))
+
+    @property
+    def group(self) -> str | None:
+        """The cross-validation group this dataset is a fold of (`datasets.<name>.group`)."""
+        return self.options.get("group")
 
 
 def parse_dataset(name: str, raw: Any, source: str) -> DatasetConfig:
@@ -87,6 +95,11 @@ def parse_dataset(name: str, raw: Any, source: str) -> DatasetConfig:
     if not isinstance(raw.get("standardize", True), bool):
         got = raw.get("standardize")
         raise ConfigError(f"{source}: {key}.standardize: expected true or false, got {got!r}")
+    group = raw.get("group")
+    if group is not None and (not isinstance(group, str) or not GROUP_NAME.match(group)):
+        raise ConfigError(
+            f"{source}: {key}.group: expected a name (letters, digits, _ . -), got {group!r}"
+        )
     if origin == "synthetic":
         _check_synthetic(raw.get("synthetic", {}), f"{key}.synthetic", source)
     elif origin == "url":

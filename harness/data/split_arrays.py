@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.spec import LABEL_RANGES, MODALITIES, SPLITS
+from harness.data.spec import LABEL_RANGES, MODALITIES, SPLITS, is_classification
 from harness.data.tokens import TOKENS_KEY, TokenInfo, check_tokens
 from harness.errors import DataError
 
@@ -98,6 +98,16 @@ def _check_modality(split: str, m: str, x: Any, lengths: Any, n: int) -> None:
             )
 
 
+def invalid_labels(labels: np.ndarray, kind: str) -> tuple[np.ndarray, str]:
+    """(bad (N,) bool, what was expected) for labels (N,) of a dataset of `kind`: a regression
+    kind's labels finite and inside its range; a classification kind's exactly 0 or 1."""
+    if is_classification(kind):
+        return (labels != 0) & (labels != 1), f"exactly 0 or 1 (kind '{kind}')"
+    low, high = LABEL_RANGES[kind]
+    bad = ~np.isfinite(labels) | (labels < low) | (labels > high)
+    return bad, f"[{low}, {high}] (kind '{kind}')"
+
+
 def _check_split(split: str, arrays: SplitArrays, kind: str) -> None:
     if not isinstance(arrays, SplitArrays):
         raise DataError(f"split '{split}': expected SplitArrays, got {type(arrays).__name__}")
@@ -115,13 +125,12 @@ def _check_split(split: str, arrays: SplitArrays, kind: str) -> None:
         )
     for m in arrays.features:
         _check_modality(split, m, arrays.features[m], arrays.lengths[m], n)
-    low, high = LABEL_RANGES[kind]
-    bad = ~np.isfinite(arrays.labels) | (arrays.labels < low) | (arrays.labels > high)
+    bad, expected = invalid_labels(arrays.labels, kind)
     if bad.any():
         row = _first_bad_row(bad)
         raise DataError(
-            f"split '{split}': key 'labels' value {arrays.labels[row]} at row {row} "
-            f"outside [{low}, {high}] (kind '{kind}')"
+            f"split '{split}': key 'labels' value {arrays.labels[row]} at row {row}; "
+            f"expected {expected}"
         )
     if len(np.unique(arrays.ids)) != n:
         raise DataError(f"split '{split}': key 'ids' has duplicate ids; expected unique ids")

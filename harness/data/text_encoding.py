@@ -29,10 +29,18 @@ log = logging.getLogger("msabench")
 ENCODE_BATCH = 64
 
 
-def tokenize(texts: Sequence[str], model: TextModel, max_length: int) -> np.ndarray:
+def tokenize(
+    texts: Sequence[str],
+    model: TextModel,
+    max_length: int,
+    contexts: Sequence[str] | None = None,
+) -> np.ndarray:
     """Token ids (N, 3, L) int64 (ids, attention mask, segment ids), [CLS] ... [SEP] then padding,
-    truncated to L tokens, as MMSA's `text_bert`."""
+    truncated to L tokens, as MMSA's `text_bert`. With `contexts` (N strings), each row is the
+    pair [CLS] context [SEP] text [SEP] (segment ids 0, then 1; `_pair_tokens`)."""
     tokenizer = load_tokenizer(model)
+    if contexts is not None:
+        return _pair_tokens(tokenizer, texts, contexts, max_length)
     encoded = tokenizer(
         list(texts),
         padding="max_length",
@@ -43,6 +51,34 @@ def tokenize(texts: Sequence[str], model: TextModel, max_length: int) -> np.ndar
     )
     rows = [encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"]]
     return np.stack([np.asarray(r, dtype=np.int64) for r in rows], axis=1)
+
+
+def _pair_tokens(
+    tokenizer: Any, texts: Sequence[str], contexts: Sequence[str], max_length: int
+) -> np.ndarray:
+    """Token ids (N, 3, L) of the pairs (contexts[i], texts[i]) as a BERT tokenizer encodes a
+    sentence pair: [CLS] context [SEP] text [SEP], segment ids 0 up to the first [SEP], 1 after.
+    The text (what is classified) is kept whole when it fits in L - 3 tokens (else cut at its
+    end), and the context fills the room left from its end: its *oldest* tokens are dropped, so
+    the turns nearest the text survive (a tokenizer's own pair truncation cuts the nearest)."""
+    if len(contexts) != len(texts):
+        raise ValueError(f"{len(contexts)} contexts for {len(texts)} texts; expected one each")
+    if max_length < 4:
+        raise ValueError(f"max_length {max_length}: a pair needs at least 4 tokens")
+    text_ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    context_ids = tokenizer(list(contexts), add_special_tokens=False)["input_ids"]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    tokens = np.zeros((len(texts), 3, max_length), dtype=np.int64)
+    tokens[:, 0] = tokenizer.pad_token_id
+    for row, (text, context) in enumerate(zip(text_ids, context_ids, strict=True)):
+        text = text[: max_length - 3]
+        room = max_length - 3 - len(text)
+        context = context[max(0, len(context) - room) :]
+        ids = [cls, *context, sep, *text, sep]
+        tokens[row, 0, : len(ids)] = ids
+        tokens[row, 1, : len(ids)] = 1
+        tokens[row, 2, len(context) + 2 : len(ids)] = 1
+    return tokens
 
 
 def encode(tokens: np.ndarray, model: TextModel, batch_size: int = ENCODE_BATCH) -> np.ndarray:
@@ -70,6 +106,21 @@ def encode(tokens: np.ndarray, model: TextModel, batch_size: int = ENCODE_BATCH)
         time.perf_counter() - started,
     )
     return states
+
+
+def text_only_split(
+    tokens: np.ndarray, states: np.ndarray, labels: np.ndarray, ids: Sequence[str]
+) -> SplitArrays:
+    """A split whose only modality is text: the frozen model's token states (N, L, H) float32
+    as the `text` features, lengths = real tokens (N,) from the token ids (N, 3, L), which are
+    kept for fine-tuning; labels (N,) as float32, ids (N,) as unicode."""
+    return SplitArrays(
+        features={"text": np.ascontiguousarray(states, dtype=np.float32)},
+        lengths={"text": tokens[:, MASK_ROW].sum(axis=1).astype(np.int64)},
+        labels=np.asarray(labels, dtype=np.float32),
+        ids=np.asarray(ids, dtype=str),
+        tokens=np.ascontiguousarray(tokens, dtype=np.int64),
+    )
 
 
 def token_info(model: TextModel, max_length: int) -> TokenInfo:

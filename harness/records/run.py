@@ -10,11 +10,12 @@ from typing import Any
 
 from harness.errors import DataError
 from harness.io_utils import write_json_atomic
+from harness.records.cost import RunCost
 from harness.records.schema import migrate, stamp
 
 # 1: unversioned (before 2026-12), `hardware` possibly absent; 2: `schema_version` written;
-# 3: `text_model` (the dataset's text model and how the method read it)
-SCHEMA_VERSION = 3
+# 3: `text_model` (the dataset's text model and how the method read it); 4: `cost`
+SCHEMA_VERSION = 4
 
 
 def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +26,11 @@ def _v2_to_v3(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "text_model": {}}
 
 
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "cost": None}  # not measured before version 4
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,13 @@ class RunResult:
     # the method read the text (`encoder`: fine-tuned, frozen or features); empty otherwise
     text_model: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # what the run cost (parameters, memory, seconds, device; `RunCost`): not deterministic, so
+    # never part of a reproducibility comparison; None in records written before it was measured
+    cost: RunCost | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cost, dict):  # RunResult(**asdict(record)) and records read back
+            object.__setattr__(self, "cost", RunCost.from_dict(self.cost))
 
     def to_dict(self) -> dict[str, Any]:
         """The record as written: its fields and `schema_version`."""
@@ -63,6 +75,8 @@ class RunResult:
     def from_dict(cls, payload: Any, where: str = "run record") -> RunResult:
         """A record of any schema version up to SCHEMA_VERSION (older ones are migrated)."""
         fields = migrate(payload, SCHEMA_VERSION, MIGRATIONS, where, "run record")
+        if fields.get("cost") is not None:
+            fields["cost"] = RunCost.from_dict(fields["cost"], where)
         return cls(**fields)
 
     def save(self, path: str | Path) -> None:

@@ -1,5 +1,6 @@
 """Paper figures of a method comparison: per-seed scores with their means and confidence
-intervals (`seed_points_figure`), and tuning histories (`tuning_history_figure`). The CD
+intervals (`seed_points_figure`), tuning histories (`tuning_history_figure`), and accuracy
+against training time (`accuracy_cost_figure`). The CD
 diagram lives in `harness.reports.cd_diagram` and is re-exported here. Save with
 `harness.reports.figures.save_figure` (identical data give identical bytes).
 
@@ -18,6 +19,10 @@ Decisions:
   trial is a small x at its best reported intermediate value (the best validation epoch before
   it was stopped, comparable to a complete trial's value, which is its best epoch's score);
   failed trials have no value and are not drawn (the step line runs on through them).
+- Accuracy against cost: x = training seconds per seed (the fit; log scale: methods differ by
+  orders of magnitude), y = the selection metric, one point per method at its seed means with
+  error bars of one std over seeds in both directions (on the log axis the lower x bar stops at
+  5% of the mean when the std reaches the mean), each labelled with the method's name.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from harness.errors import DataError, UnknownNameError  # noqa: E402
 from harness.reports.cd_diagram import cd_diagram_figure, cd_groups  # noqa: E402
@@ -47,8 +52,8 @@ from harness.reports.style import (  # noqa: E402
     percent_ticks,
 )
 
-__all__ = ["cd_diagram_figure", "cd_groups", "seed_offsets", "seed_points_figure",
-           "tuning_history_figure"]  # fmt: skip
+__all__ = ["accuracy_cost_figure", "cd_diagram_figure", "cd_groups", "seed_offsets",
+           "seed_points_figure", "tuning_history_figure"]  # fmt: skip
 
 _KEY = "dimgray"  # legend entries that explain a marker, not a method
 _MEAN = {"markersize": 9, "markeredgewidth": 1.2}
@@ -204,4 +209,37 @@ def tuning_history_figure(histories: pd.DataFrame, title: str, metric: str):
         figure.tight_layout()
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False,
                   ncol=legend_columns(len(handles), per_column=13))  # fmt: skip
+    return figure
+
+
+def accuracy_cost_figure(points: pd.DataFrame, metric: str, title: str):
+    """One axes (3.4 in wide): per method, in its colour, its mean `metric` score against its
+    mean training seconds (log x), error bars of one std over seeds both ways, its name beside
+    the point. `points`: `harness.statistics.cost.accuracy_cost_points` (method,
+    train_seconds_total, train_seconds_total_std, mean, std; scores as fractions, percent
+    metrics drawn x100). DataError when it is empty."""
+    if points.empty:
+        raise DataError(f"{title}: no method with a measured cost to plot")
+    scale = metric_scale(metric)
+    with plt.rc_context(PAPER_STYLE):
+        figure, ax = plt.subplots(figsize=(3.4, 2.8))
+        for _, row in points.iterrows():
+            method, x, y = str(row["method"]), float(row["train_seconds_total"]), float(row["mean"])
+            x_std, y_std = float(row["train_seconds_total_std"]), float(row["std"]) * scale
+            x_error = None if math.isnan(x_std) else [[min(x_std, 0.95 * x)], [x_std]]
+            y_error = None if math.isnan(y_std) else [[y_std], [y_std]]
+            ax.errorbar([x], [y * scale], xerr=x_error, yerr=y_error, fmt="o", markersize=4,
+                        elinewidth=0.8, capsize=2, color=method_color(method),
+                        label=method)  # fmt: skip
+            ax.annotate(method, (x, y * scale), xytext=(4, 3), textcoords="offset points",
+                        fontsize=8, color=method_color(method))  # fmt: skip
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+        ax.set_xlabel("training time per seed (s, log scale)")
+        ax.set_ylabel(metric_title(metric, wrap=True))
+        percent_ticks(ax.yaxis, metric)
+        ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
+        ax.margins(x=0.15, y=0.12)
+        ax.set_title(title)
+        figure.tight_layout()
     return figure

@@ -79,7 +79,7 @@ def rate_curves_figure(curves: pd.DataFrame, title: str, metrics: tuple[str, ...
         handles = method_handles(methods)
         if free:
             axes.flat[len(metrics)].legend(handles=handles, loc="center", frameon=False,
-                                           ncol=legend_columns(len(handles)))  # fmt: skip
+                                           ncol=legend_columns(len(handles), 8))  # fmt: skip
             figure.tight_layout()
         else:
             figure.tight_layout(rect=(0.0, below / figure.get_figheight(), 1.0, 1.0))

@@ -28,6 +28,7 @@ HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
     "mosi": ("mae", "corr", "acc2_has0", "f1_has0"),
     "mosei": ("mae", "corr", "acc2_has0", "f1_has0"),
     "sims": ("mae", "corr", "acc2", "f1"),
+    "binary": ("f1_weighted", "auc", "accuracy", "precision"),
 }
 
 

@@ -114,7 +114,12 @@ def area_frames(
     }
 
 
-HEADLINE = {"mosi": ("acc2_non0", "mae"), "mosei": ("acc2_non0", "mae"), "sims": ("acc2", "mae")}
+HEADLINE = {
+    "mosi": ("acc2_non0", "mae"),
+    "mosei": ("acc2_non0", "mae"),
+    "sims": ("acc2", "mae"),
+    "binary": ("accuracy", "f1_weighted"),
+}
 
 
 def lost_area_frames(

@@ -9,6 +9,9 @@ with 5 seeds and a Holm family of 80 it cannot, and the legend says so), `†` p
 test samples (each: Holm-adjusted p < alpha across all comparisons of the table, and worse than
 the best), `‡` the best almost stochastically dominates the method (ASO epsilon_min < 0.2).
 A marker whose test did not run (no test predictions, ASO switched off) is not mentioned.
+`▲` (LaTeX `+`) marks a method significantly better than the best simple baseline
+(`harness.statistics.baselines`); the legend names that baseline per metric and how many
+metrics each method clears it on. Under the metric table: the cost table (harness/reports/cost.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 from harness.io_utils import write_text_atomic
 from harness.metrics import metric_info, metric_label
 from harness.records import RunResult
+from harness.reports.cost import cost_latex, cost_markdown, has_costs, with_cost_columns
 from harness.reports.latex import (
     NEEDS,
     caption_height,
@@ -70,6 +74,7 @@ class _Style:
     epsilon: str
     escape: Callable[[str], str]
     flagged: str  # after a cell whose method has a flagged seed
+    beats: str  # after a cell whose method beats the best simple baseline on that metric
 
 
 _MARKER_TESTS = ("ttest", "wilcoxon", "sample", "aso")
@@ -103,7 +108,8 @@ def _format_cell(row: pd.Series, style: _Style) -> str:
         text += f"{style.plus_minus}{_number(row['std'], row['metric'])}"
     if row["is_best"]:
         text = style.bold(text)
-    return text + _markers(row, style) + (style.flagged if _flagged(row) else "")
+    beats = style.beats if bool(row.get("beats_baseline", False)) else ""
+    return text + _markers(row, style) + beats + (style.flagged if _flagged(row) else "")
 
 
 def _flagged(row: pd.Series) -> bool:
@@ -129,7 +135,8 @@ def _flag_sentence(frame: pd.DataFrame, style: _Style) -> str:
     )
     rule = style.escape(  # escaped: the setting names hold underscores
         "(rule: its test predictions' std is below the flag_constant_ratio of the truths', or "
-        "its MAE or Corr lies outside the flag_outlier_level prediction interval of its other "
+        "its MAE or Corr (binary kind: AUC) lies outside the flag_outlier_level prediction "
+        "interval of its other "
         "seeds)"
     )
     return (
@@ -309,27 +316,88 @@ def _legend(frame: pd.DataFrame, style: _Style) -> str:
     return " ".join(sentences)
 
 
-def _per_dataset(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def _caption(frame: pd.DataFrame, style: _Style) -> str:
+    """A LaTeX caption's legend: `_legend`, then the simple-baseline sentences (Markdown gives
+    those a paragraph of their own)."""
+    return " ".join(
+        part for part in (_legend(frame, style), _baseline_sentence(frame, style)) if part
+    )
+
+
+def _has_baselines(frame: pd.DataFrame) -> bool:
+    """True if `frame` holds a simple baseline (a frame without the column holds none)."""
+    return "is_baseline" in frame.columns and bool(frame["is_baseline"].astype(bool).any())
+
+
+def _baseline_sentence(frame: pd.DataFrame, style: _Style) -> str:
+    """The legend's sentences on the simple-baseline bar: the rule, the best baseline per
+    metric, and per method on how many metrics it clears the bar; "" without baselines."""
+    tested = frame[frame["baseline"].astype(str) != ""] if _has_baselines(frame) else frame[:0]
+    if tested.empty:  # no baseline, or nothing but baselines: nothing is marked
+        return ""
+    alpha = float(frame["alpha"].iloc[0])
+    comparisons = int(frame["n_baseline_comparisons"].iloc[0])
+    samples = bool(tested["p_baseline_sample"].notna().any())
+    tests = "paired t-test over seeds" + (
+        " and paired bootstrap over test samples, both" if samples else ""
+    )
+    rule = (
+        f"{style.beats.strip()} = better than the best simple baseline on that metric: a better "
+        f"mean, and the Holm-adjusted p of the two-sided {tests} {style.less}{alpha:g}"
+        + (" (with the test-set difference in the same direction)" if samples else "")
+        + f", Holm across the {comparisons} comparison{'s' if comparisons != 1 else ''} with "
+        "the best baseline."
+    )
+    best = tested.drop_duplicates("metric")
+    names = list(dict.fromkeys(best["baseline"]))
+    if len(names) == 1 and len(best) == frame["metric"].nunique():
+        which = f"Best simple baseline: {style.escape(names[0])} on every metric."
+    else:
+        listed = "; ".join(
+            f"{style.escape(metric_label(r['metric']))}: {style.escape(r['baseline'])}"
+            for _, r in best.iterrows()
+        )
+        which = f"Best simple baseline per metric: {listed or 'none'}."
+    counts = [
+        f"{style.escape(str(method))} on {int(rows['beats_baseline'].sum())} of {len(rows)} metrics"
+        for method, rows in tested.groupby("method", sort=False)
+    ]
+    clears = f"Clears the bar: {', '.join(counts)}." if counts else ""
+    return " ".join(part for part in (rule, which, clears) if part)
+
+
+def _per_dataset(
+    frame: pd.DataFrame, cost: pd.DataFrame | None = None
+) -> list[tuple[str, pd.DataFrame]]:
     if frame.empty:
         raise ValueError("comparison frame is empty; nothing to render")
-    return [(str(d), frame[frame["dataset"] == d]) for d in pd.unique(frame["dataset"])]
+    datasets = pd.unique(frame["dataset"])
+    if cost is not None and len(datasets) > 1:
+        raise ValueError("a cost table goes with a one-dataset comparison frame")
+    return [(str(d), frame[frame["dataset"] == d]) for d in datasets]
 
 
-def render_markdown(frame: pd.DataFrame) -> str:
+def render_markdown(frame: pd.DataFrame, cost: pd.DataFrame | None = None) -> str:
     """Markdown view of a comparison frame: per dataset, a methods x metrics table of
-    "mean ± std" (best in bold, markers for significantly worse), the 95% CIs, the tests
-    against the best one comparison per row, and the legend."""
+    "mean ± std" (best in bold, markers for significantly worse, ▲ for better than the best
+    simple baseline), the legend, the cost table under it when `cost` (the dataset's
+    `harness.statistics.cost.cost_frame`; a one-dataset frame only) has measured runs, the
+    95% CIs, and the tests against the best method and the best baseline, one comparison per
+    row."""
     sections = []
-    for dataset, part in _per_dataset(frame):
+    for dataset, part in _per_dataset(frame, cost):
         values = _pivot(
             part, lambda row: _format_cell(row, _MARKDOWN), lambda m: _header(m, _MARKDOWN)
         )
         intervals = _pivot(part, _ci_cell, lambda m: _header(m, _MARKDOWN))
         tests = _tests_table(part)
+        bar = _baseline_sentence(part, _MARKDOWN)
         section = (
             f"## {dataset}\n\n{values.to_markdown(colalign=_align(values))}\n\n"
             f"{_legend(part, _MARKDOWN)}\n\n"
-            "95% confidence intervals of the mean (percentile bootstrap over seeds):\n\n"
+            + (f"{bar}\n\n" if bar else "")
+            + (f"{cost_markdown(cost)}\n" if has_costs(cost) else "")
+            + "95% confidence intervals of the mean (percentile bootstrap over seeds):\n\n"
             f"{intervals.to_markdown(colalign=_align(intervals))}\n"
         )
         unflagged = _unflagged_table(part)
@@ -345,8 +413,38 @@ def render_markdown(frame: pd.DataFrame) -> str:
                 "p-values):\n\n"
                 f"{tests.to_markdown(index=False, disable_numparse=True)}\n"
             )
+        against_baseline = _baseline_tests_table(part)
+        if not against_baseline.empty:
+            section += (
+                "\nTests against the best simple baseline (difference = method − baseline; "
+                "Holm-adjusted p-values, Holm across these comparisons):\n\n"
+                f"{against_baseline.to_markdown(index=False, disable_numparse=True)}\n"
+            )
         sections.append(section)
     return "\n".join(sections)
+
+
+def _baseline_tests_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Long table: per metric and non-baseline method, the difference to the best simple
+    baseline, the Holm-adjusted p of each test and whether it clears the bar (empty without
+    baselines)."""
+    if not _has_baselines(frame):
+        return pd.DataFrame()
+    samples = bool(frame["p_baseline_sample"].notna().any())
+    rows = []
+    for _, row in frame[frame["baseline"].astype(str) != ""].iterrows():  # the tested rows
+        entry = {
+            "metric": metric_label(row["metric"]),
+            "method": row["method"],
+            "vs": row["baseline"],
+            "difference": _signed(row["baseline_difference"], row["metric"]),
+            "t-test p": _format_p(row["p_baseline_ttest_holm"]),
+        }
+        if samples:
+            entry["bootstrap p (samples)"] = _format_p(row["p_baseline_sample_holm"])
+        entry["clears"] = _MARKDOWN.beats if bool(row["beats_baseline"]) else "—"
+        rows.append(entry)
+    return pd.DataFrame(rows)
 
 
 def _unflagged_table(part: pd.DataFrame) -> pd.DataFrame | None:
@@ -384,6 +482,7 @@ _MARKDOWN = _Style(
     "ε_min",
     str,
     " △",
+    "▲",
 )
 _LATEX = _Style(
     r" $\pm$ ",
@@ -395,13 +494,18 @@ _LATEX = _Style(
     r"$\varepsilon_{\min}$",
     latex_escape,
     r"$^{\triangle}$",
+    "$^{+}$",
 )
 
 
-def render_latex(frame: pd.DataFrame) -> str:
+def render_latex(frame: pd.DataFrame, cost: pd.DataFrame | None = None) -> str:
     """booktabs LaTeX table(s) of "mean $\\pm$ std" per method x metric for a comparison
-    frame: \\textbf for the best, the markers as superscripts, the legend as caption."""
-    return "\n".join(_latex_table(dataset, part) for dataset, part in _per_dataset(frame))
+    frame: \\textbf for the best, the markers as superscripts, the legend as caption; then
+    the cost table's float when `cost` (a one-dataset frame's `cost_frame`) has measured runs."""
+    tables = [_latex_table(dataset, part) for dataset, part in _per_dataset(frame, cost)]
+    if has_costs(cost):
+        tables[-1] += cost_latex(str(frame["dataset"].iloc[0]), cost) + "\n"
+    return "\n".join(tables)
 
 
 # The plain text of a cell (Markdown's, without the bold markup), whose width `text_width`
@@ -421,7 +525,7 @@ def _latex_table(dataset: str, part: pd.DataFrame) -> str:
     groups = split_columns(_latex_column_widths(part, metrics), _latex_method_width(table))
     blocks = [_latex_block(table, [metrics[i] for i in group]) for group in groups]
     label = "tab:" + "".join(c if c.isalnum() or c in "-_" else "-" for c in dataset)
-    caption = f"{dataset}: {_legend(part, _PLAIN)}"
+    caption = f"{dataset}: {_caption(part, _PLAIN)}"
     continued = f"{latex_escape(dataset)}, continued (legend: Table~\\ref{{{label}}})."
     floats = split_floats(
         [tabular_height(2 + len(table), _LATEX_SIZE)] * len(blocks),
@@ -429,7 +533,7 @@ def _latex_table(dataset: str, part: pd.DataFrame) -> str:
         last=0.0,
         continued=caption_height(f"{dataset}, continued (legend: Table 10).", _LATEX_SIZE),
     )
-    legend = f"{latex_escape(dataset)}: {_legend(part, _LATEX)}"
+    legend = f"{latex_escape(dataset)}: {_caption(part, _LATEX)}"
     parts = [
         table_float(
             legend if i == 0 else continued,
@@ -528,6 +632,13 @@ def read_comparison_csv(path: str | Path) -> pd.DataFrame:
     for column in ("mean_unflagged", "std_unflagged"):
         if column not in frame.columns:
             frame[column] = frame[column.removesuffix("_unflagged")]
+    defaults = {"is_baseline": False, "beats_baseline": False, "baseline": ""}  # before baselines
+    for column, default in defaults.items():
+        frame[column] = frame[column] if column in frame.columns else default
+    frame["baseline"] = [  # "" reads back as NaN
+        "" if isinstance(name, float) and math.isnan(name) else str(name)
+        for name in frame["baseline"]
+    ]
     return frame
 
 
@@ -539,13 +650,27 @@ def summary_metrics(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     }
 
 
-def write_comparison(frame: pd.DataFrame, records: list[RunResult], out_dir: Path) -> None:
+def write_comparison(
+    frame: pd.DataFrame,
+    records: list[RunResult],
+    out_dir: Path,
+    cost: pd.DataFrame | None = None,
+    note: str = "",
+) -> None:
     """Write ONE dataset's comparison `frame` (computed from `records` by
     `harness.statistics.comparison.compare_dataset`) as out_dir/<dataset>.md (with the
-    provenance of its runs), .tex and .csv, each atomically."""
+    provenance of its runs), .tex and .csv, each atomically; with `cost` (the records'
+    `harness.statistics.cost.cost_frame`) the cost table under the metric table and the
+    `cost_*` columns in the CSV; `note` (Markdown), a paragraph under the .md's heading (a
+    cross-validation group says what its runs are)."""
     dataset = str(frame["dataset"].iloc[0])
     out_dir = Path(out_dir)
-    markdown = f"{render_markdown(frame)}\n{provenance_note(records)}\n"
+    body = render_markdown(frame, cost)
+    if note:
+        heading = f"## {dataset}\n\n"
+        body = body.replace(heading, f"{heading}{note}\n\n", 1)
+    markdown = f"{body}\n{provenance_note(records)}\n"
     write_text_atomic(out_dir / f"{dataset}.md", markdown)
-    write_text_atomic(out_dir / f"{dataset}.tex", render_latex(frame))
-    write_text_atomic(out_dir / f"{dataset}.csv", frame_to_csv(frame))
+    write_text_atomic(out_dir / f"{dataset}.tex", render_latex(frame, cost))
+    table = with_cost_columns(frame, cost) if cost is not None else frame
+    write_text_atomic(out_dir / f"{dataset}.csv", frame_to_csv(table))

@@ -1,6 +1,7 @@
 """Stage `compare` (`msabench compare`): per benchmark dataset, the significance-tested
-comparison table (results/tables/<dataset>.md/.tex/.csv), its figures and their data
-(results/figures/<dataset>/), an MLflow run `compare-<dataset>` holding them; then the
+comparison table with the "beats the best simple baseline" marks and the cost table under it
+(results/tables/<dataset>.md/.tex/.csv), its figures and their data (results/figures/<dataset>/,
+accuracy against training time among them), an MLflow run `compare-<dataset>` holding them; then the
 headline DVC metrics files results/metrics/<dataset>/<method>.json (four metrics each: what
 `dvc metrics show` prints) and the full summary results/metrics.json (a plain output). It
 reads only run records, test predictions and tuning studies, so the same inputs give the same
@@ -22,11 +23,19 @@ from harness.errors import DataError
 from harness.io_utils import atomic_directory, write_text_atomic
 from harness.metrics import METRICS, metric_info, metric_label
 from harness.records import RunResult, TuningRecord, load_records
-from harness.reports.comparison_figures import seed_points_figure, tuning_history_figure
+from harness.reports.comparison_figures import (
+    accuracy_cost_figure,
+    seed_points_figure,
+    tuning_history_figure,
+)
+from harness.reports.cost import has_costs
 from harness.reports.figures import save_figure
 from harness.reports.headline import headline_rows, write_headline
 from harness.reports.tables import summary_metrics, write_comparison
-from harness.statistics.comparison import TestPredictions, compare_dataset
+from harness.statistics.comparison import TestPredictions, compare_dataset, compare_values
+from harness.statistics.cost import accuracy_cost_points, cost_frame
+from harness.statistics.cross_validation import PooledRuns, pool_folds
+from harness.statistics.seed_flags import flag_seeds
 from harness.tracking import (
     Tracker,
     log_artifact,
@@ -52,17 +61,78 @@ def run(params: Params) -> dict:
         part = [r for r in records if r.dataset == dataset]
         predictions = load_test_predictions(part, kind)
         frame = compare_dataset(part, kind, params.compare, predictions)
-        write_comparison(frame, part, paths.tables_dir())
-        _write_figures(params, dataset, kind, frame)
+        cost = cost_frame(part)
+        write_comparison(frame, part, paths.tables_dir(), cost)
+        _write_figures(params, dataset, kind, frame, cost)
         _log_comparison_run(params, dataset, frame)
         summary[dataset] = summary_metrics(frame)
         headline[dataset] = headline_rows(summary[dataset], kind)
         log.info("compare %s: %d methods x %d seeds", dataset, frame["method"].nunique(),
                  int(frame["n_seeds"].max()))  # fmt: skip
+    for group, folds in benchmark_groups(params).items():
+        frame = _compare_group(params, group, folds, records)
+        if frame is not None:
+            summary[group] = summary_metrics(frame)
+            headline[group] = headline_rows(summary[group], params.dataset(folds[0]).kind)
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     write_text_atomic(paths.metrics_file(), text)
     write_headline(headline)
     return summary
+
+
+def benchmark_groups(params: Params) -> dict[str, tuple[str, ...]]:
+    """The cross-validation groups every fold of which is a benchmark dataset."""
+    return {
+        group: folds
+        for group, folds in params.groups.items()
+        if all(fold in params.benchmark.datasets for fold in folds)
+    }
+
+
+def _compare_group(
+    params: Params, group: str, folds: tuple[str, ...], records: list[RunResult]
+) -> pd.DataFrame | None:
+    """results/tables/<group>.md/.tex/.csv: the group's folds pooled into (fold, seed) runs
+    (`harness.statistics.cross_validation`), compared with the seed tests and ASO paired by
+    fold and seed (no test-sample bootstrap: each fold has its own test samples); the cost
+    table over every fold's runs. None (and a log line) when no method has every run."""
+    part = [r for r in records if r.dataset in folds]
+    runs: dict = {}
+    for r in part:
+        runs.setdefault(r.dataset, {}).setdefault(r.method, {})[r.seed] = r.metrics
+    pooled = pool_folds(group, runs, folds, params.seeds)
+    if not pooled.values:
+        log.info("compare %s: no method has every fold at every seed", group)
+        return None
+    kind = params.dataset(folds[0]).kind
+    settings = params.compare
+    flags = flag_seeds(pooled.values, None, None, constant_ratio=settings.flag_constant_ratio,
+                       level=settings.flag_outlier_level)  # fmt: skip
+    frame = compare_values(group, pooled.values, METRICS[kind], settings, None, flags,
+                           settings.simple_baselines)  # fmt: skip
+    kept = [r for r in part if r.method in pooled.values]
+    write_comparison(frame, kept, paths.tables_dir(), cost_frame(kept), _group_note(pooled))
+    log.info("compare %s: %d methods x %d folds x %d seeds", group, len(pooled.values),
+             len(folds), len(params.seeds))  # fmt: skip
+    return frame
+
+
+def _group_note(pooled: PooledRuns) -> str:
+    """The paragraph under a group table's heading: what its runs are."""
+    folds = pooled.folds
+    seeds = len(pooled.units) // len(folds)
+    note = (
+        f"Cross-validation group `{pooled.group}`: {len(folds)} folds ({', '.join(folds)}), each "
+        f"tuned on a validation split carved from its own training fold and trained over "
+        f"{seeds} seeds; every number below is over the {len(pooled.units)} (fold, seed) runs "
+        f'(a "seed" in the legend is one run: run k is fold k // {seeds} + 1 at the params\' '
+        f"seed k % {seeds} + 1). Paired tests pair the same fold and seed; there is no "
+        "test-sample bootstrap, because each fold has its own test samples."
+    )
+    if pooled.incomplete:
+        left = ", ".join(sorted(pooled.incomplete))
+        note += f" Left out (a fold or seed without a run): {left}."
+    return note
 
 
 def benchmark_records(params: Params) -> list[RunResult]:
@@ -118,13 +188,16 @@ def load_test_predictions(records: list[RunResult], kind: str) -> TestPrediction
     return TestPredictions(kind, truths, by_method)
 
 
-def _write_figures(params: Params, dataset: str, kind: str, frame: pd.DataFrame) -> None:
-    """Per-seed scores with mean and CI (one panel per metric), the tuning histories, and the
-    data behind both as CSV (DVC plots read them)."""
+def _write_figures(
+    params: Params, dataset: str, kind: str, frame: pd.DataFrame, cost: pd.DataFrame
+) -> None:
+    """Per-seed scores with mean and CI (one panel per metric), the tuning histories, the
+    selection metric against training time when the runs measured their cost, and the data
+    behind each as CSV (DVC plots read them)."""
     scores = frame.explode(["seeds", "values"])[["method", "metric", "seeds", "values"]]
     scores = scores.rename(columns={"seeds": "seed", "values": "value"})
     histories = tuning_histories(dataset, params.benchmark.methods)
-    select = params.train.select_metric
+    select = params.select_metric_for(dataset)
     with atomic_directory(paths.figures_dir(dataset)) as tmp:
         write_text_atomic(tmp / "seed-scores.csv", scores.to_csv(index=False))
         save_figure(seed_points_figure(frame, METRICS[kind], f"{dataset}: test scores per seed"),
@@ -133,6 +206,20 @@ def _write_figures(params: Params, dataset: str, kind: str, frame: pd.DataFrame)
         write_text_atomic(tmp / "tuning-best.csv", _best_so_far_wide(histories))
         save_figure(tuning_history_figure(histories, f"{dataset}: tuning", select),
                     tmp / "tuning-history")  # fmt: skip
+        if has_costs(cost):
+            _write_cost_figure(tmp, dataset, frame, cost, select)
+
+
+def _write_cost_figure(
+    folder: Path, dataset: str, frame: pd.DataFrame, cost: pd.DataFrame, select: str
+) -> None:
+    """cost.png/.pdf and cost.csv: the selection metric `select` (the frame's first metric if
+    the table lacks it) against training seconds, one point per method."""
+    metric = select if select in set(frame["metric"]) else str(frame["metric"].iloc[0])
+    points = accuracy_cost_points(frame, cost, metric)
+    write_text_atomic(folder / "cost.csv", points.to_csv(index=False))
+    title = f"{dataset}: {metric_label(metric)} against training time"
+    save_figure(accuracy_cost_figure(points, metric, title), folder / "cost")
 
 
 def _best_so_far_wide(histories: pd.DataFrame) -> str:
@@ -158,7 +245,7 @@ def _log_comparison_run(params: Params, dataset: str, frame: pd.DataFrame) -> No
         log_final({k: v for k, v in means.items() if np.isfinite(v)}, prefix="")
         log_params({f"compare.{k}": v for k, v in params.compare.to_dict().items()})
         set_tags({f"msabench.best.{metric}": name for metric, name in best_methods(frame).items()})
-        set_description(run_headline(dataset, frame, params.train.select_metric))
+        set_description(run_headline(dataset, frame, params.select_metric_for(dataset)))
         for suffix in ("md", "tex", "csv"):
             log_artifact(paths.tables_dir() / f"{dataset}.{suffix}", "tables")
         log_artifacts(paths.figures_dir(dataset), "figures")
@@ -233,7 +320,7 @@ def _log_tuning_figures(tracker: Tracker, params: Params, dataset: str) -> None:
             folder = Path(tmp) / method
             folder.mkdir()
             title = f"{dataset}: tuning {method}"
-            save_figure(tuning_history_figure(part, title, params.train.select_metric),
+            save_figure(tuning_history_figure(part, title, params.select_metric_for(dataset)),
                         folder / "tuning-history")  # fmt: skip
             if not tracker.log_artifacts_to(dataset, f"tune/{study}", folder, "figures"):
                 log.info("compare %s: no MLflow run tune/%s in this store; its tuning figure "

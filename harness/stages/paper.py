@@ -19,6 +19,7 @@ from harness.papers.reproduce import reproduce_table
 from harness.papers.tables import PaperTable, paper_table, paper_tables
 from harness.records import RunResult, load_records
 from harness.reports.provenance import text_model_note
+from harness.statistics.cross_validation import pool_folds
 from harness.tracking import Tracker, log_artifact, standard_tags
 
 
@@ -68,10 +69,13 @@ def _run_datasets(params: Params, table: PaperTable, runs: dict) -> list[str]:
 def _missing_runs(params: Params, table: PaperTable) -> str:
     """Why `table` has no runs, and what to run: one phrase."""
     mapping = {b.dataset: params.paper.datasets.get(b.dataset) for b in table.blocks}
-    mapped = sorted({d for d in mapping.values() if d is not None})
+    mapped = sorted(
+        {fold for d in mapping.values() if d is not None for fold in params.groups.get(d, (d,))}
+    )
     if mapped:
         return (
-            f"none of its datasets has runs in results/runs/ at the params' seeds; add "
+            f"none of its datasets has runs in results/runs/ at the params' seeds (a "
+            "cross-validation group: every fold at every seed); add "
             f"{', '.join(mapped)} to benchmark.datasets in params.yaml and run dvc repro"
         )
     return (
@@ -93,9 +97,19 @@ def _write_index(params: Params, runs: dict, written: set[str], out_dir: Path) -
     write_text_atomic(out_dir / "README.md", text)
 
 
+def _mapped_datasets(params: Params) -> set[str]:
+    """The project datasets `paper.datasets` maps to, a cross-validation group standing for
+    its folds."""
+    mapped = set()
+    for name in params.paper.datasets.values():
+        if name is not None:
+            mapped.update(params.groups.get(name, (name,)))
+    return mapped
+
+
 def _paper_records(params: Params) -> list[RunResult]:
     """Every run record of a mapped dataset (all registered methods) at the params' seeds."""
-    mapped = {d for d in params.paper.datasets.values() if d is not None}
+    mapped = _mapped_datasets(params)
     return [
         record
         for record in load_records(paths.all_runs())
@@ -104,18 +118,27 @@ def _paper_records(params: Params) -> list[RunResult]:
 
 
 def _paper_runs(params: Params) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
-    """{dataset: {method: {seed: test metrics}}} of `_paper_records`."""
+    """{dataset: {method: {seed: test metrics}}} of `_paper_records`; a mapped cross-validation
+    group is one more entry, {group: {method: {(fold, seed) unit: metrics}}}: its folds pooled,
+    so a published cross-validated number is set beside the mean over folds and seeds."""
     runs: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
     for record in _paper_records(params):
         runs.setdefault(record.dataset, {}).setdefault(record.method, {})[record.seed] = (
             record.metrics
         )
+    for name in params.paper.datasets.values():
+        folds = params.groups.get(name or "")
+        if folds:
+            pooled = pool_folds(name, runs, folds, params.seeds).values
+            if pooled:
+                runs[name] = pooled
     return runs
 
 
 def _write_paper(params: Params, table, runs: dict, out_dir: Path, tracker: Tracker) -> None:
     frame = reproduce_table(table, runs, dict(params.paper.datasets), seed=params.compare.seed)
     datasets = set(_run_datasets(params, table, runs))
+    datasets.update(fold for d in list(datasets) for fold in params.groups.get(d, ()))
     records = [r for r in _paper_records(params) if r.dataset in datasets]
     written = write_paper_table(table, frame, out_dir, text_model_note(records))
     tags = standard_tags("paper", ",".join(sorted(runs)) or "none", paper_table=table.name)

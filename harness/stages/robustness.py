@@ -12,6 +12,8 @@ from dataclasses import replace
 
 from harness import paths
 from harness.config import Params
+from harness.data.spec import MODALITIES
+from harness.data.store import read_manifest
 from harness.errors import DataError
 from harness.evaluation.robustness import RobustnessTask, describe_condition, evaluate_checkpoint
 from harness.io_utils import atomic_directory, write_text_atomic
@@ -36,6 +38,9 @@ def run(params: Params, dataset: str) -> dict:
     """Evaluate, tabulate and plot; returns the metrics summary
     ({condition: {method: {metric: mean area}}})."""
     kind = params.dataset(dataset).kind
+    present = read_manifest(paths.feature_store(dataset)).modalities
+    if set(present) != set(MODALITIES):
+        return _not_applicable(dataset, present)
     records = _evaluate(params, dataset)
     # the areas' tables: bootstrap CIs and the seed tests; ASO is left to the main tables
     settings = replace(params.compare, aso=False)
@@ -66,6 +71,23 @@ def run(params: Params, dataset: str) -> dict:
             log_artifacts(tmp, "robustness")
     write_text_atomic(paths.robustness_metrics(dataset), report.dumps_metrics(summary))
     return summary
+
+
+def _not_applicable(dataset: str, present: tuple[str, ...]) -> dict:
+    """The stage's outputs for a dataset without all three modalities (a text-only one): the
+    protocol drops modalities of a text/audio/vision dataset, so there is nothing to evaluate.
+    An empty record list, a report saying why, and empty metrics (so DVC records the outputs and
+    a second run is a no-op)."""
+    reason = (
+        f"The missing-modality protocol drops text, audio and vision; dataset '{dataset}' has "
+        f"{', '.join(present)} only, so it is not evaluated here."
+    )
+    log.info("robustness %s: not applicable (%s only)", dataset, ", ".join(present))
+    with atomic_directory(paths.robustness_dir(dataset)) as tmp:
+        save_records(tmp / "records.json", [])
+        write_text_atomic(tmp / "robustness.md", f"# Robustness: {dataset}\n\n{reason}\n")
+    write_text_atomic(paths.robustness_metrics(dataset), report.dumps_metrics({}))
+    return {}
 
 
 def _evaluate(params: Params, dataset: str) -> list[RobustnessRecord]:

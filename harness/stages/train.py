@@ -1,6 +1,7 @@
 """Stage `train` (`msabench train DATASET METHOD`): train a method once per seed with its tuned
 hyperparameters, evaluate each run once on the test split, and write per seed a `RunResult`
-record, the test predictions and the checkpoint under results/runs/<dataset>/<method>/.
+record (its metrics and what the run cost: `RunCost`, harness/training/cost.py), the test
+predictions and the checkpoint under results/runs/<dataset>/<method>/.
 
 The directory is replaced atomically. Each finished seed is also kept under
 `paths.train_resume` (keyed by the resolved configuration and the digest of the code this stage
@@ -29,6 +30,7 @@ from harness.provenance import git_commit, package_versions
 from harness.records import RunResult, TuningRecord
 from harness.tracking import (
     Tracker,
+    log_cost,
     log_epoch,
     log_final,
     log_json_artifact,
@@ -89,7 +91,7 @@ def _plan(params: Params, dataset: str, method: str) -> tuple[dict, list[SeedTas
     hparams = method_cls.resolve_hparams(
         spec.kind, params.method(method).hparams, best.params, where=f"methods.{method}.hparams"
     )
-    loop = LoopConfig.for_training(params)
+    loop = LoopConfig.for_training(params, dataset)
     resolved = {
         "dataset": dataset,
         "method": method,
@@ -191,6 +193,7 @@ def _track_seed(
         log_final(outcome.test_metrics, prefix="test_")
         log_final(outcome.best_valid, prefix="best_valid_")
         log_final({"best_epoch": outcome.best_epoch, "wall_time_s": record.wall_time_s}, "")
+        log_cost(outcome.cost)
         csv_text = _predictions_csv(test.ids, outcome.predictions, test.labels)
         log_json_artifact(record.to_dict(), "record.json")
         log_json_artifact(resolved, "config.json")
@@ -236,6 +239,7 @@ def _record(resolved: dict, config_hash: str, outcome: SeedOutcome) -> RunResult
         device=outcome.device,
         hardware=outcome.hardware,
         text_model=dict(resolved.get("text_model", {})),
+        cost=outcome.cost,
     )
 
 

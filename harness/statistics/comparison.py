@@ -30,6 +30,9 @@ for any {method: {seed: {metric: value}}} (e.g. areas under missing-rate curves)
   other seeds are flagged (`seed_flags.flag_seeds`: `flagged_seeds`, `flag_rules`,
   `flag_reasons`) but kept
   in every statistic above; `mean_unflagged` / `std_unflagged` give the summary without them.
+- The comparison table (`compare_dataset`) also tests every method against the best simple
+  baseline (`compare.simple_baselines`) with the same two tests, Holm-corrected as a family of
+  their own (`harness.statistics.baselines`: `BASELINE_COLUMNS`, `beats_baseline`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from harness.config.sections import CompareConfig
 from harness.errors import DataError, UnknownNameError
 from harness.metrics import METRICS, is_better, metric_info
 from harness.records import RunResult
+from harness.statistics.baselines import BASELINE_COLUMNS, add_baseline_tests
 from harness.statistics.resampling import (
     ASO_THRESHOLD,
     InsufficientDataError,
@@ -70,7 +74,7 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "p_wilcoxon_holm", "p_sample", "p_sample_holm", "aso_epsilon", "sig_ttest",
     "sig_wilcoxon", "sig_sample", "aso_dominated", "significant", "n_comparisons", "alpha",
     "seed", "n_test_samples", "sample_resamples", "seeds", "values", "flagged_seeds",
-    "flag_rules", "flag_reasons", "mean_unflagged", "std_unflagged",
+    "flag_rules", "flag_reasons", "mean_unflagged", "std_unflagged", *BASELINE_COLUMNS,
 )  # fmt: skip
 
 _TESTS = ("ttest", "wilcoxon", "sample")  # the p-value tests, each Holm-corrected per table
@@ -119,7 +123,9 @@ def compare_dataset(
         constant_ratio=settings.flag_constant_ratio,
         level=settings.flag_outlier_level,
     )
-    return compare_values(dataset, values, METRICS[kind], settings, predictions, flags)
+    return compare_values(
+        dataset, values, METRICS[kind], settings, predictions, flags, settings.simple_baselines
+    )
 
 
 def compare_values(
@@ -129,11 +135,14 @@ def compare_values(
     settings: CompareConfig | None = None,
     predictions: TestPredictions | None = None,
     flags: list[SeedFlag] | None = None,
+    baselines: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """The comparison frame (columns `FRAME_COLUMNS`) of any per-seed scores: `values` is
     {method: {seed: {metric: value}}}; `title` fills the "dataset" column. With `predictions`
     the per-sample bootstrap test runs too (its methods must cover `values`' methods).
-    `flags` (seed_flags.flag_seeds) mark seeds in every row of their method.
+    `flags` (seed_flags.flag_seeds) mark seeds in every row of their method. `baselines`: the
+    simple baselines every other method is tested against (`baselines.add_baseline_tests`;
+    none by default: `compare_dataset` passes `settings.simple_baselines`).
     DataError if a method's seed lacks one of `metrics`."""
     settings = settings or CompareConfig()
     if not values:
@@ -144,16 +153,18 @@ def compare_values(
     series = {metric: _metric_series(ordered, metric, title) for metric in metrics}
     bests = {metric: _best_method(metric, s) for metric, s in series.items()}
     n_comparisons = sum(len(series[m]) - 1 for m in metrics if bests[m] is not None)
-    sample_tests = _sample_tests(bests, predictions, settings, n_comparisons)
+    scores = _sample_scores(predictions, settings, n_comparisons)
     rows = []
     for metric in metrics:
         rows.extend(
             _metric_rows(title, metric, series[metric], bests[metric], settings, n_comparisons)
         )
     frame = pd.DataFrame(rows, columns=[*FRAME_COLUMNS, "_worse_on_pairs"])
-    _add_sample_tests(frame, sample_tests, predictions)
+    _add_sample_tests(frame, _sample_tests(bests, scores), predictions)
     _holm_across_table(frame, settings.alpha)
     _add_flags(frame, flags or [])
+    sample_test = None if scores is None else scores.test
+    add_baseline_tests(frame, series, baselines, settings.alpha, sample_test)
     return frame[list(FRAME_COLUMNS)]
 
 
@@ -337,17 +348,33 @@ def sample_resamples(configured: int, n_comparisons: int, alpha: float) -> int:
     return max(configured, math.ceil(2 * max(n_comparisons, 1) / alpha))
 
 
-def _sample_tests(
-    bests: dict[str, str | None],
-    predictions: TestPredictions | None,
-    settings: CompareConfig,
-    n_comparisons: int,
-) -> dict[tuple[str, str], tuple[float, float]]:
-    """{(method, metric): (difference, p)} of the per-sample bootstrap of each method against
-    each metric's best. Every method is scored once on the same resampled test sets; each
-    comparison subtracts."""
+@dataclass(frozen=True)
+class _SampleScores:
+    """Every method's seed-averaged metrics on the test set (`observed`: {method: {metric:
+    (1,)}}) and on the shared resampled test sets (`resampled`: {method: {metric: (R,)}}), and
+    its (S, N) prediction matrix."""
+
+    observed: dict[str, dict[str, np.ndarray]]
+    resampled: dict[str, dict[str, np.ndarray]]
+    matrices: dict[str, np.ndarray]
+
+    def test(self, method: str, against: str, metric: str) -> tuple[float, float]:
+        """(observed difference method - against, two-sided p) of the paired bootstrap."""
+        identical = np.array_equal(self.matrices[method], self.matrices[against])
+        return paired_difference_test(
+            float(self.observed[method][metric][0] - self.observed[against][metric][0]),
+            self.resampled[method][metric] - self.resampled[against][metric],
+            identical,
+        )
+
+
+def _sample_scores(
+    predictions: TestPredictions | None, settings: CompareConfig, n_comparisons: int
+) -> _SampleScores | None:
+    """Every method scored once on the same resampled test sets (None without predictions);
+    each comparison then subtracts."""
     if predictions is None:
-        return {}
+        return None
     truths = predictions.truths
     resamples = sample_resamples(settings.sample_resamples, n_comparisons, settings.alpha)
     index = bootstrap_indices(truths.size, resamples, settings.seed)
@@ -357,19 +384,23 @@ def _sample_tests(
     for method, matrix in matrices.items():
         observed[method] = seed_averaged_metrics(kind, matrix, truths)
         resampled[method] = seed_averaged_metrics(kind, matrix, truths, index)
+    return _SampleScores(observed, resampled, matrices)
+
+
+def _sample_tests(
+    bests: dict[str, str | None], scores: _SampleScores | None
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """{(method, metric): (difference, p)} of the per-sample bootstrap of each method against
+    each metric's best."""
+    if scores is None:
+        return {}
     results: dict[tuple[str, str], tuple[float, float]] = {}
     for metric, best in bests.items():
         if best is None:
             continue
-        for method, matrix in matrices.items():
-            if method == best:
-                continue
-            identical = np.array_equal(matrix, matrices[best])
-            results[(method, metric)] = paired_difference_test(
-                float(observed[method][metric][0] - observed[best][metric][0]),
-                resampled[method][metric] - resampled[best][metric],
-                identical,
-            )
+        for method in scores.matrices:
+            if method != best:
+                results[(method, metric)] = scores.test(method, best, metric)
     return results
 
 

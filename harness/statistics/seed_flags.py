@@ -6,13 +6,14 @@ A seed is flagged (never dropped) by either rule:
 - **constant**: the standard deviation of its test predictions (N,) is below
   `constant_ratio` (default 0.05) times the test truths' standard deviation — the model
   predicts (nearly) one value whatever the input, e.g. a regression head stuck at the mean.
-- **outlier**: on a continuous headline metric (MAE or Corr: accuracies move in steps of 1/N
-  and tie often), the seed's score lies outside the `level` (default 99.9%) prediction interval
-  of the method's other k seeds: |x - mean_k| > t_{(1+level)/2, k-1} * sd_k * sqrt(1 + 1/k), the
-  interval for one new draw from the normal the other seeds came from. It needs k >= 3 other
-  seeds (4 seeds in all). Under that normal model a seed is flagged by chance with probability
-  1 - level per metric (about 1% per method over 5 seeds and 2 metrics); a median/MAD rule
-  (modified z > 3.5) flags 21% of methods at 5 normal seeds, measured, so it is not used.
+- **outlier**: on a continuous headline metric (MAE or Corr; AUC on the binary kind:
+  accuracies move in steps of 1/N and tie often), the seed's score lies outside the `level`
+  (default 99.9%) prediction interval of the method's other k seeds:
+  |x - mean_k| > t_{(1+level)/2, k-1} * sd_k * sqrt(1 + 1/k), the interval for one new draw
+  from the normal the other seeds came from. It needs k >= 3 other seeds (4 seeds in all).
+  Under that normal model a seed is flagged by chance with probability 1 - level per metric
+  (about 1% per method over 5 seeds and 2 metrics); a median/MAD rule (modified z > 3.5)
+  flags 21% of methods at 5 normal seeds, measured, so it is not used.
 
 Why flag and not drop: a method that collapses on one seed in five is less reliable, and the
 table's mean +- std over every seed says so; dropping the seed after looking would make it look
@@ -31,7 +32,8 @@ from harness.metrics import metric_label
 
 __all__ = ["OUTLIER_METRICS", "SeedFlag", "constant_flag", "flag_seeds", "outlier_flags"]
 
-OUTLIER_METRICS: tuple[str, ...] = ("mae", "corr")  # continuous: no ties, no 1/N steps
+# continuous: no ties, no 1/N steps (the binary kind's AUC moves in steps of 1/(N+ N-))
+OUTLIER_METRICS: tuple[str, ...] = ("mae", "corr", "auc")
 
 
 @dataclass(frozen=True)

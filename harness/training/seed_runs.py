@@ -22,6 +22,8 @@ import torch
 
 from harness.data.loading import load_dataset
 from harness.provenance import hardware_facts
+from harness.records.cost import RunCost
+from harness.training.cost import reset_gpu_peak, run_cost, synchronize
 from harness.training.loop import (
     EpochLog,
     LoopConfig,
@@ -63,20 +65,35 @@ class SeedOutcome:
     device: str  # e.g. "cpu (1 thread)" or "cuda:0": CPU results depend on the thread count
     hardware: dict[str, str]  # `provenance.hardware_facts` of the process that trained it
     state: dict[str, torch.Tensor]  # the restored best weights (CPU), saved as the checkpoint
+    cost: RunCost  # parameters, peak memory, train and inference time, device (not deterministic)
 
 
 def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = ()) -> SeedOutcome:
-    """Fit one seed and evaluate it on the test split (the test split is read only here)."""
+    """Fit one seed and evaluate it on the test split (the test split is read only here).
+    Its cost is measured around the fit and the test pass (timers, memory peaks: the numbers
+    computed are the same with or without)."""
     started, started_at = time.perf_counter(), time.time()
+    device = resolve_device(task.loop.device)
+    reset_gpu_peak(device)
     method_cls = load_method(task.method)
     spec, splits = load_dataset(task.store)
     model = build_model(method_cls, task.hparams, spec, task.seed)
     context = RunContext(task.dataset, task.method, task.seed)
+    fit_started = time.perf_counter()
     outcome = fit(model, splits["train"], splits["valid"], task.loop, context, task.seed, callbacks)
-    device = resolve_device(task.loop.device)
+    synchronize(device)
+    test_started = time.perf_counter()
     test_metrics, predictions = evaluate(
         outcome.model, splits["test"], task.loop.eval_batch_size, device
     )
+    synchronize(device)
+    test_seconds = time.perf_counter() - test_started
+    hardware = hardware_facts(device)
+    cost = run_cost(
+        outcome.model, device, hardware, test_started - fit_started,
+        [epoch.seconds for epoch in outcome.history], test_seconds, len(splits["test"]),
+        task.loop.eval_batch_size,
+    )  # fmt: skip
     return SeedOutcome(
         seed=task.seed,
         test_metrics=test_metrics,
@@ -89,8 +106,9 @@ def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = (
         started_at=started_at,
         ended_at=time.time(),
         device=_describe(device),
-        hardware=hardware_facts(device),
+        hardware=hardware,
         state={k: v.detach().cpu().clone() for k, v in outcome.model.state_dict().items()},
+        cost=cost,
     )
 
 

@@ -9,7 +9,14 @@ feature store. Reader modules keep heavy imports (pandas) inside their functions
 the registry is cheap.
 """
 
-from harness.data.formats import bclstm, mmsa, mult, npz  # noqa: F401  (each registers itself)
+from harness.data.formats import (  # noqa: F401  (each registers itself)
+    bclstm,
+    label_csv,
+    mmsa,
+    mult,
+    mustard,
+    npz,
+)
 from harness.data.formats.registry import FORMATS, FileFormat, read_options, register_format
 
 __all__ = ["FORMATS", "FileFormat", "read_options", "register_format"]

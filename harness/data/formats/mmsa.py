@@ -6,11 +6,15 @@ Layout: a dict {train, valid, test}, each a dict of
     text                (N, L_t, 768) BERT features
     audio, vision       (N, L_a, D_a), (N, L_v, D_v)
     audio_lengths, vision_lengths   N whole numbers (list or array)
-    regression_labels   (N,)
+    regression_labels   (N,) the labels (or `classification_labels`, option `label_key`)
     text_bert           optional (N, 3, L_t): token ids / attention mask / segment ids
     raw_text, annotations, classification_labels, regression_labels_T/A/V: optional, not read
 
-Decisions (the dataset's params section may set `file`, `fill_nonfinite`, `clip_lengths`):
+Decisions (the dataset's params section may set `file`, `fill_nonfinite`, `clip_lengths`,
+`label_key`):
+  * Labels are finite and inside the dataset kind's range; for the binary kind (humour, e.g.
+    UR-FUNNY converted to MMSA's layout) exactly 0 or 1. `label_key: classification_labels`
+    reads the labels from that key instead of regression_labels (the mmsa format only).
   * Text lengths are the attention mask's sum (text_bert row 1), else the full L_t.
   * text_bert, when present, is kept as the store's token ids (`text_tokens`, int64 (N, 3, L_t);
     harness/data/tokens.py checks them against the vocabulary of the dataset's `text_model`,
@@ -33,20 +37,19 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 import numpy as np
 
 from harness.data.formats.registry import read_options, register_format
 from harness.data.safe_pickle import safe_load
-from harness.data.spec import LABEL_RANGES, MODALITIES, SPLITS
-from harness.data.split_arrays import SplitArrays
+from harness.data.spec import LABEL_RANGES, MODALITIES, SPLITS, is_classification
+from harness.data.split_arrays import SplitArrays, invalid_labels
 from harness.errors import ConfigError, DataError
 
 LOG = logging.getLogger("msabench")
 CHUNK_BYTES = 1 << 26  # non-finite scans look at ~64 MiB of features at a time
-MMSA_KEYS = (
-    "regression_labels",
+MMSA_KEYS = (  # besides the labels (option `label_key`)
     "id",
     "text",
     "audio",
@@ -81,12 +84,21 @@ class PickleOptions:
     kind: str | None = field(default=None, metadata={"derived": True})  # the dataset's kind
 
     @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> PickleOptions:
+    def from_mapping(cls, options: Mapping[str, Any]) -> Self:
         """From a dataset section; `kind` (a dataset key, not an option) checks label ranges."""
         kind = options.get("kind")
         if kind is not None and kind not in LABEL_RANGES:
             raise ConfigError(f"kind: expected one of {sorted(LABEL_RANGES)}, got {kind!r}")
         return replace(read_options(cls, options), kind=kind)
+
+
+@dataclass(frozen=True)
+class MmsaOptions(PickleOptions):
+    """The mmsa format's settings: PickleOptions and the key holding the labels."""
+
+    # classification_labels for pickles that keep a binary task's classes there (UR-FUNNY
+    # conversions); MMSA's own MOSI/MOSEI/SIMS pickles hold the scores in regression_labels
+    label_key: Literal["regression_labels", "classification_labels"] = "regression_labels"
 
 
 def resolve_pickle(path: Path, options: PickleOptions) -> Path:
@@ -244,8 +256,11 @@ def clean_nonfinite(where: Where, key: str, x: np.ndarray, zero_neginf: bool, fi
         where.warn(key, f"held {other} non-finite value(s); set to 0 (fill_nonfinite: true)")
 
 
-def to_labels(where: Where, key: str, value: Any, n: int, kind: str | None) -> np.ndarray:
-    """(N,) float32 from (N,) or (N, 1, ...) values, finite and within the kind's range."""
+def to_labels(
+    where: Where, key: str, value: Any, n: int, kind: str | None, hint: str = ""
+) -> np.ndarray:
+    """(N,) float32 from (N,) or (N, 1, ...) values: finite and within the kind's range, exactly
+    0 or 1 for a classification kind (`invalid_labels`); `hint` ends the error message."""
     try:
         labels = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -253,12 +268,13 @@ def to_labels(where: Where, key: str, value: Any, n: int, kind: str | None) -> n
     if labels.ndim < 1 or labels.shape[0] != n or labels.size != n:
         raise where.error(key, f"expected shape ({n},) or ({n}, 1, ...), got {labels.shape}")
     labels = labels.reshape(n)
-    low, high = LABEL_RANGES[kind] if kind else (-np.inf, np.inf)
-    bad = ~np.isfinite(labels) | (labels < low) | (labels > high)
+    if kind:
+        bad, expected = invalid_labels(labels, kind)
+    else:
+        bad, expected = ~np.isfinite(labels), "a finite value"
     if bad.any():
         row = first_row(bad)
-        expected = f"[{low}, {high}] (kind '{kind}')" if kind else "a finite value"
-        raise where.error(key, f"value {labels[row]} at row {row}; expected {expected}")
+        raise where.error(key, f"value {labels[row]} at row {row}; expected {expected}{hint}")
     return labels
 
 
@@ -317,11 +333,15 @@ SplitConverter = Callable[[Where, dict[str, Any], PickleOptions], SplitArrays]
 
 
 def read_pickled_splits(
-    path: Path, options: Mapping[str, Any], convert_split: SplitConverter
+    path: Path,
+    options: Mapping[str, Any],
+    convert_split: SplitConverter,
+    settings_type: type[PickleOptions] = PickleOptions,
 ) -> dict[str, SplitArrays]:
-    """Resolve and load the pickle, then `convert_split(Where, raw_split, PickleOptions)` each
-    split, dropping the pickled split as soon as it is converted."""
-    settings = PickleOptions.from_mapping(options)
+    """Resolve and load the pickle, then `convert_split(Where, raw_split, settings)` each split
+    (settings: the format's options, a `settings_type`), dropping the pickled split as soon as
+    it is converted."""
+    settings = settings_type.from_mapping(options)
     file = resolve_pickle(path, settings)
     data = load_pickled_splits(file)
     splits: dict[str, SplitArrays] = {}
@@ -332,17 +352,22 @@ def read_pickled_splits(
     return splits
 
 
-@register_format("mmsa", PickleOptions)
+@register_format("mmsa", MmsaOptions)
 def read_mmsa(path: Path, options: Mapping[str, Any]) -> dict[str, SplitArrays]:
     """An MMSA pickle (a file, or a directory holding one .pkl or option `file:`) as
     {split: SplitArrays}; see the module docstring for lengths and non-finite values."""
-    return read_pickled_splits(path, options, _mmsa_split)
+    return read_pickled_splits(path, options, _mmsa_split, MmsaOptions)
 
 
 def _mmsa_split(where: Where, raw: dict[str, Any], settings: PickleOptions) -> SplitArrays:
-    keys = MMSA_KEYS + (("text_bert",) if "text_bert" in raw else ())
+    assert isinstance(settings, MmsaOptions)
+    label_key = settings.label_key
+    keys = (label_key, *MMSA_KEYS) + (("text_bert",) if "text_bert" in raw else ())
     n = check_keys(where, raw, keys)
-    labels = to_labels(where, "regression_labels", raw.pop("regression_labels"), n, settings.kind)
+    hint = ""
+    if label_key == "regression_labels" and settings.kind and is_classification(settings.kind):
+        hint = "; set label_key: classification_labels if the pickle keeps the classes there"
+    labels = to_labels(where, label_key, raw.pop(label_key), n, settings.kind, hint)
     ids = to_ids(where, "id", raw.pop("id"), n)
     features, lengths, tokens = {}, {}, None
     for m in MODALITIES:
