@@ -343,23 +343,29 @@ def _footer(
         "test-split runs, in the paper's units (the difference, mean - published, is in the "
         ".md and .csv files); "
     )
-    return [
-        reproduced + f"{style.inside.strip()} = the reported value lies inside the reproduced "
-        f"{level} CI, {style.outside.strip()} = outside."
-        + (f" Status: {explained}." if explained else ""),
-        f"Source: {style.escape(_sentence(table.citation.text()))} {_numbers_text(table, style)}",
-        f"Acc-2 variant: {_variant_text(table, style)}",
-        "Columns (the paper's label = this project's metric): "
-        + "; ".join(_block_columns(block, style) for block in table.blocks)
-        + ".",
-        f"Datasets: {datasets}.",
-        f"Seeds: {_seed_text(frame)}.",
-        f"CI: {level} percentile bootstrap CI of the mean over seeds "
-        f"({style.code('harness.statistics.resampling.bootstrap_ci')}, "
-        f"{first['n_resamples']} resamples, "
-        f"seed {first['ci_seed']}); cells with fewer than 2 seeds have none.",
-        f"Note: {style.escape(table.note)}",
-    ] + ([style.escape(text_model.strip())] if text_model.strip() else [])
+    return (
+        [
+            reproduced + f"{style.inside.strip()} = the reported value lies inside the reproduced "
+            f"{level} CI, {style.outside.strip()} = outside."
+            + (f" Status: {explained}." if explained else ""),
+            f"Source: {style.escape(_sentence(table.citation.text()))} "
+            f"{_numbers_text(table, style)}",
+        ]
+        + ([f"Acc-2 variant: {_variant_text(table, style)}"] if _sentiment_binary(table) else [])
+        + [
+            "Columns (the paper's label = this project's metric): "
+            + "; ".join(_block_columns(block, style) for block in table.blocks)
+            + ".",
+            f"Datasets: {datasets}.",
+            f"Seeds: {_seed_text(frame)}.",
+            f"CI: {level} percentile bootstrap CI of the mean over seeds "
+            f"({style.code('harness.statistics.resampling.bootstrap_ci')}, "
+            f"{first['n_resamples']} resamples, "
+            f"seed {first['ci_seed']}); cells with fewer than 2 seeds have none.",
+            f"Note: {style.escape(table.note)}",
+        ]
+        + ([style.escape(text_model.strip())] if text_model.strip() else [])
+    )
 
 
 def _sentence(text: str) -> str:
@@ -392,12 +398,22 @@ _VARIANTS = {
 }
 
 
+def _sentiment_binary(table: PaperTable) -> bool:
+    """Whether `table` has a column of a sentiment score's binary metrics (Acc-2, its F1), whose
+    has-0 / non-0 variant matters; a classification table's (MUStARD's) do not."""
+    return any(
+        column.metric.startswith(("acc2", "f1")) and column.metric != "f1_weighted"
+        for block in table.blocks
+        for column in block.columns
+    )
+
+
 def _variant_text(table: PaperTable, style: _Style) -> str:
     metrics = {
         column.metric
         for block in table.blocks
         for column in block.columns
-        if column.metric.startswith(("acc2", "f1"))
+        if column.metric.startswith(("acc2", "f1")) and column.metric != "f1_weighted"
     }
     compared = (
         ", ".join(style.escape(metric_label(m)) for m in sorted(metrics)) or "no Acc-2/F1 column"
