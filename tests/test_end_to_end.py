@@ -116,7 +116,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     papers = project / "results" / "papers"  # no paper dataset is run: only the index
     assert [p.name for p in papers.iterdir()] == ["README.md"]
     index = (papers / "README.md").read_text()
-    assert "0 of 10 written" in index and "add `mosi_bclstm` to `benchmark.datasets`" in index
+    assert "0 of 11 written" in index and "add `mosi_bclstm` to `benchmark.datasets`" in index
     compare_runs = [r for r in runs if r.data.tags.get("msabench.stage") == "compare"]
     assert len(compare_runs) == 1 and "fine/mae" in compare_runs[0].data.metrics
     shown = _dvc("metrics", "show", "--json", cwd=project)
