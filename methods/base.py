@@ -307,7 +307,7 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
         """Fit the model in closed form on `train`, choosing what it chooses (a penalty) by
         `select_metric` on `valid`; returns named values to log. Only for CLOSED_FORM methods,
         whose parameters the loop never steps; the model is already on its device."""
-        raise NotImplementedError(f"method {self.name} is trained by epochs (CLOSED_FORM False)")
+        raise TypeError(f"method {self.name} is trained by epochs, not in closed form")
 
     def start_epoch(self, epoch: int) -> None:
         """Hook the loop calls at the start of every training epoch (1-based), before any pass

@@ -37,19 +37,27 @@ def _write_text_only_npz(directory: Path) -> None:
                  ids=ids)  # fmt: skip
 
 
+def _params(project: Path, datasets: dict, methods: list[str], trial_epochs: int, epochs: int):
+    """params.yaml with `datasets` (name -> npz folder, group or None) of kind binary as the
+    benchmark, `methods`, 2 seeds and short tuning and training."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, (folder, group) in datasets.items():
+        declared = {"source": "file", "format": "npz", "kind": "binary", "path": str(folder)}
+        raw["datasets"][name] = {**declared, "group": group} if group else declared
+    raw["benchmark"] = {"datasets": list(datasets), "methods": methods}
+    raw["probe"] = {"datasets": [], "methods": []}
+    raw["seeds"] = [1, 2]
+    raw["tune"].update(n_trials=trial_epochs, max_epochs=trial_epochs, patience=trial_epochs)
+    raw["train"].update(max_epochs=epochs, patience=2, workers=1)
+    raw["mlflow"]["tracking_uri"] = f"sqlite:///{project / 'mlflow.db'}"
+    return parse_params(raw)
+
+
 def test_a_text_only_binary_dataset_runs_every_stage(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     _write_text_only_npz(tmp_path / "raw")
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["datasets"]["sarcasm"] = {"source": "file", "format": "npz", "kind": "binary",
-                                  "path": str(tmp_path / "raw")}  # fmt: skip
-    raw["benchmark"] = {"datasets": ["sarcasm"], "methods": ["ridge", "text_only"]}
-    raw["probe"] = {"datasets": [], "methods": []}
-    raw["seeds"] = [1, 2]
-    raw["tune"].update(n_trials=2, max_epochs=2, patience=2)
-    raw["train"].update(max_epochs=3, patience=2, workers=1)
-    raw["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    params = parse_params(raw)
+    datasets = {"sarcasm": (tmp_path / "raw", None)}
+    params = _params(tmp_path, datasets, ["ridge", "text_only"], trial_epochs=2, epochs=3)
     assert params.select_metric_for("sarcasm") == "f1_weighted"
     fetch_stage.run(params, "sarcasm")
     for method in ("ridge", "text_only"):
@@ -85,18 +93,10 @@ def test_a_text_only_binary_dataset_runs_every_stage(tmp_path, monkeypatch) -> N
 
 def test_a_cross_validation_group_gets_a_table_over_its_folds(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for fold in ("cv_1", "cv_2"):
         _write_text_only_npz(tmp_path / fold)
-        raw["datasets"][fold] = {"source": "file", "format": "npz", "kind": "binary",
-                                 "path": str(tmp_path / fold), "group": "cv"}  # fmt: skip
-    raw["benchmark"] = {"datasets": ["cv_1", "cv_2"], "methods": ["ridge", "late_transformer"]}
-    raw["probe"] = {"datasets": [], "methods": []}
-    raw["seeds"] = [1, 2]
-    raw["tune"].update(n_trials=1, max_epochs=1, patience=1)
-    raw["train"].update(max_epochs=2, patience=2, workers=1)
-    raw["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    params = parse_params(raw)
+    datasets = {fold: (tmp_path / fold, "cv") for fold in ("cv_1", "cv_2")}
+    params = _params(tmp_path, datasets, ["ridge", "late_transformer"], trial_epochs=1, epochs=2)
     for fold in ("cv_1", "cv_2"):
         fetch_stage.run(params, fold)
         for method in ("ridge", "late_transformer"):
