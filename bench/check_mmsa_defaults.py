@@ -5,7 +5,9 @@ they are read, not checked, here.
 
 Runs where MMSA is installed (its own virtual environment, bench/bench_mmsa_reference.py):
     /work/mmsa-venv/bin/python bench/check_mmsa_defaults.py [--config PATH]
-Prints one line per row that disagrees and a summary; exit status 1 when any row disagrees.
+Prints one line per row that disagrees and a summary; exit status 1 when any row disagrees. A
+method the config does not have is named and skipped (PyPI's 2.2.1 lacks ALMT, CENET and TETFN:
+check them with MMSA master's config, /work/mmsa-master-venv/bin/python).
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def main() -> None:
         path = Path(MMSA.__file__).parent / "config" / "config_regression.json"
     config = json.loads(path.read_text(encoding="utf-8"))
     checked = wrong = 0
+    absent = sorted({row.method for row in mmsa_defaults()} - set(config))
     for row in mmsa_defaults():
-        if row.config_key is None:
+        if row.config_key is None or row.method in absent:
             continue
         for dataset in KINDS:
             theirs = _value(config, row.method, dataset, row.config_key)
@@ -64,6 +67,8 @@ def main() -> None:
                     f"{row.method}.{row.field} ({dataset}): table {row.values[dataset]}, "
                     f"MMSA {row.config_key} = {theirs}"
                 )
+    if absent:
+        print(f"not in {path} (skipped): {', '.join(absent)}")
     print(f"{checked} values of {path} checked, {wrong} differ from {TABLE.name}")
     sys.exit(1 if wrong else 0)
 

@@ -71,6 +71,7 @@ class OptimHparams:
 
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
+    adam_epsilon: float = 1e-8  # Adam's epsilon (torch's default; MMSA's CENET sets its own)
     batch_size: int = 32
     grad_clip: float = 0.0  # the clipping threshold; 0 disables clipping
     # GRAD_CLIP_MODES: "norm" clips the global norm of every parameter's gradient before each
@@ -80,12 +81,23 @@ class OptimHparams:
     # batches whose gradients are summed (not averaged) into one optimiser step (MMSA's
     # `update_epochs`); a remainder at an epoch's end is dropped, as MMSA's trainers drop it
     grad_accumulation: int = 1
-    # LR_SCHEDULERS: "none", or "plateau": torch's ReduceLROnPlateau on the validation selection
-    # metric after every epoch (with select_metric mae that is MMSA's validation L1 loss), its
-    # `scheduler_factor` and `scheduler_patience`, on the main optimiser
+    # GRAD_ACCUMULATION_MODES: "sum" steps once per `grad_accumulation` batches on their summed
+    # gradients (MMSA's MulT, MISA, Self-MM); "running" zeroes the gradients every
+    # `grad_accumulation` batches but steps after every batch on the running sum, and once more
+    # at the cycle's last batch (MMSA's TFR-Net trainer: k + 1 steps per k batches)
+    grad_accumulation_mode: str = "sum"
+    # OPTIMIZERS: "adam" (torch's Adam, weight decay as an L2 term: MMSA's trainers) or "adamw"
+    # (decoupled weight decay: MMSA's ALMT), for the main pass and every method pass
+    optimizer: str = "adam"
+    # LR_SCHEDULERS, on the main optimiser, stepped after every epoch: "none"; "plateau": torch's
+    # ReduceLROnPlateau on the validation selection metric (with select_metric mae that is MMSA's
+    # validation L1 loss), its `scheduler_factor` and `scheduler_patience`; "warmup_cosine":
+    # MMSA's ALMT schedule over n = `scheduler_epochs` epochs (0: the run's max_epochs), a linear
+    # warm-up from 0 over 0.1 n epochs, then a cosine over 0.9 n (harness/training/optimisers.py)
     lr_scheduler: str = "none"
     scheduler_factor: float = 0.1
     scheduler_patience: int = 5
+    scheduler_epochs: int = 0
     # OUTPUT_HEADS (methods/common/heads.py): how the score leaves the model: "linear" (MMSA's
     # LF-DNN, LMF, MulT, MISA, MMIM, Self-MM), "sigmoid" into the label range (MMSA's TFN), or
     # "clamp" into it with a straight-through gradient
@@ -107,7 +119,9 @@ TASK_KIND_HPARAMS: dict[str, dict[str, Any]] = {
     "binary": {"output_head": "sigmoid", "task_loss": "bce"},
 }
 GRAD_CLIP_MODES = ("norm", "value")
-LR_SCHEDULERS = ("none", "plateau")
+GRAD_ACCUMULATION_MODES = ("sum", "running")
+LR_SCHEDULERS = ("none", "plateau", "warmup_cosine")
+OPTIMIZERS = ("adam", "adamw")
 
 
 @dataclass(frozen=True)
@@ -279,6 +293,8 @@ class MsaMethod(nn.Module, metaclass=ABCMeta):
             )
         _check_recipe(hparams, where)
         _check_task(hparams, kind, where)
+        if hparams.adam_epsilon <= 0:
+            raise ConfigError(f"{where}.adam_epsilon: expected > 0, got {hparams.adam_epsilon}")
         if hparams.learning_rate_bert <= 0 or hparams.weight_decay_bert < 0:
             raise ConfigError(
                 f"{where}.learning_rate_bert/weight_decay_bert: expected > 0 and >= 0, got "
@@ -344,6 +360,13 @@ def _check_recipe(hparams: OptimHparams, where: str) -> None:
     the loop or the method cannot use."""
     check_choice(hparams, "grad_clip_mode", GRAD_CLIP_MODES, where)
     check_choice(hparams, "lr_scheduler", LR_SCHEDULERS, where)
+    check_choice(hparams, "optimizer", OPTIMIZERS, where)
+    check_choice(hparams, "grad_accumulation_mode", GRAD_ACCUMULATION_MODES, where)
+    if hparams.scheduler_epochs < 0:
+        raise ConfigError(
+            f"{where}.scheduler_epochs: expected >= 0 (0 = the run's max_epochs), got "
+            f"{hparams.scheduler_epochs}"
+        )
     check_choice(hparams, "output_head", OUTPUT_HEADS, where)
     if hparams.grad_clip < 0:
         raise ConfigError(

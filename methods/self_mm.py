@@ -62,13 +62,10 @@ from harness.data.spec import REGRESSION_KINDS
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.heads import bound_scores
+from methods.common.label_generation import HEADS, UNIMODAL, PredictionHead, UnimodalLabelMemory
 from methods.common.losses import task_loss
 from methods.common.recurrent import LastStateEncoder
 from methods.search_space import Choice, FloatRange
-
-UNIMODAL: tuple[str, ...] = ("text", "audio", "vision")
-HEADS: tuple[str, ...] = ("fusion", *UNIMODAL)  # column order of the label memory
-EPS = 1e-8
 
 
 @dataclass(frozen=True)
@@ -109,113 +106,6 @@ class SelfMMHparams(OptimHparams):
     output_head: str = "linear"  # MMSA's SELF_MM: post_fusion_layer_3, a plain Linear layer
     learning_rate_bert: float = 5e-5
     weight_decay_bert: float = 1e-3
-
-
-class PredictionHead(nn.Module):
-    """Dropout -> Linear+ReLU (the representation) -> Linear+ReLU -> Linear(1).
-    (B, in_size) -> (representation (B, dim), score (B,))."""
-
-    def __init__(self, in_size: int, dim: int, dropout: float) -> None:
-        super().__init__()
-        self.represent = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_size, dim), nn.ReLU())
-        self.score = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        representation = self.represent(x)
-        return representation, self.score(representation).squeeze(-1)
-
-
-class UnimodalLabelMemory(nn.Module):
-    """ULGM's per-training-sample state, N = largest index seen + 1 (grown lazily):
-    labels (N, 4) with columns HEADS (fusion = y_m, then y_t, y_a, y_v), visits (N,) int64, and
-    features_<head> (N, D_head), the latest representation of each head. Non-persistent buffers."""
-
-    def __init__(
-        self,
-        dims: dict[str, int],
-        label_range: tuple[float, float],
-        warmup_visits: int,
-        exclude_zero: bool,
-    ) -> None:
-        super().__init__()
-        self.low, self.high = (float(v) for v in label_range)
-        self.warmup_visits = warmup_visits
-        self.exclude_zero = exclude_zero
-        self.register_buffer("labels", torch.zeros(0, len(HEADS)), persistent=False)
-        self.register_buffer("visits", torch.zeros(0, dtype=torch.long), persistent=False)
-        for head in HEADS:
-            self.register_buffer(f"features_{head}", torch.zeros(0, dims[head]), persistent=False)
-
-    def features(self, head: str) -> torch.Tensor:
-        return getattr(self, f"features_{head}")
-
-    def _grow(self, size: int) -> None:
-        """Extend every buffer with zero rows up to `size` rows (never shrinks)."""
-        extra = size - self.visits.shape[0]
-        if extra <= 0:
-            return
-        for name in ["labels", "visits", *(f"features_{h}" for h in HEADS)]:
-            old = getattr(self, name)
-            setattr(self, name, torch.cat([old, old.new_zeros(extra, *old.shape[1:])]))
-
-    @torch.no_grad()
-    def targets(self, index: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Labels (B, 4) of rows index (B,), initialising first-visited rows to labels (B,)."""
-        self._grow(int(index.max()) + 1)
-        first = self.visits[index] == 0
-        self.labels[index[first]] = labels[first].unsqueeze(1).expand(-1, len(HEADS))
-        self.labels[index, 0] = labels
-        return self.labels[index].clone()
-
-    def _centres(self, head: str, column: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(positive centre, negative centre), each (D,), over visited rows; None if a class is
-        empty."""
-        seen = self.visits > 0
-        label = self.labels[:, column]
-        positive = seen & ((label > 0) if self.exclude_zero else (label >= 0))
-        classes = torch.stack([positive, seen & (label < 0)]).to(label.dtype)  # (2, N)
-        counts = classes.sum(dim=1)
-        if bool((counts == 0).any()):
-            return None
-        centres = (classes @ self.features(head)) / counts.unsqueeze(1)  # (2, D)
-        return centres[0], centres[1]
-
-    @staticmethod
-    def _relative_distance(
-        features: torch.Tensor, centres: tuple[torch.Tensor, torch.Tensor]
-    ) -> torch.Tensor:
-        """alpha = (d_neg - d_pos) / (d_pos + eps): features (B, D) -> (B,)."""
-        d_pos = torch.linalg.vector_norm(features - centres[0], dim=-1)
-        d_neg = torch.linalg.vector_norm(features - centres[1], dim=-1)
-        return (d_neg - d_pos) / (d_pos + EPS)
-
-    @torch.no_grad()
-    def update(self, index: torch.Tensor, features: dict[str, torch.Tensor]) -> None:
-        """One training batch: count the visit, move the labels of rows past their warm-up
-        (centres from the memory before this batch), then store the batch's representations.
-        index (B,), features[head] (B, D_head)."""
-        self.visits[index] += 1
-        due = self.visits[index] > self.warmup_visits
-        fusion_centres = self._centres("fusion", 0)
-        if due.any() and fusion_centres is not None:
-            rows = index[due]
-            y_m = self.labels[rows, 0]
-            n = self.visits[rows].to(y_m.dtype)
-            alpha_m = self._relative_distance(features["fusion"][due], fusion_centres)
-            denominator = alpha_m + EPS
-            denominator = torch.where(denominator == 0, torch.full_like(y_m, EPS), denominator)
-            for column, head in enumerate(UNIMODAL, start=1):
-                centres = self._centres(head, column)
-                if centres is None:
-                    continue
-                alpha_s = self._relative_distance(features[head][due], centres)
-                generated = 0.5 * y_m * alpha_s / denominator + 0.5 * (y_m + alpha_s - alpha_m)
-                generated = generated.clamp(self.low, self.high)
-                old = self.labels[rows, column]
-                moved = (n - 1) / (n + 1) * old + 2 / (n + 1) * generated
-                self.labels[rows, column] = moved.clamp(self.low, self.high)  # float rounding
-        for head in HEADS:
-            self.features(head)[index] = features[head].to(self.features(head).dtype)
 
 
 @register_method("self_mm")

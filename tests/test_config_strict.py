@@ -25,8 +25,8 @@ SYNTHETIC = (
     "nuisance_dim, seed, shared_dim, unique_dim"
 )
 METHOD_NAMES = (
-    "audio_only, fine, fsrf, ir_svr, late_transformer, lf_dnn, lmf, misa, mmim, mmmie, mult, "
-    "ridge, self_mm, text_only, tfn, vision_only"
+    "almt, audio_only, cenet, fine, fsrf, ir_svr, late_transformer, lf_dnn, lmf, misa, mmim, "
+    "mmmie, mult, ridge, self_mm, tetfn, text_only, tfn, tfr_net, vision_only"
 )
 
 # (path of the key to misspell, the misspelling, the whole message after "params.yaml: ")
@@ -111,10 +111,11 @@ METHOD_SECTIONS = [
     (("methods", "tfn", "hparams", "post_fusion_dim"), "big", "methods.tfn.hparams."
      "post_fusion_dim: expected an integer, got 'big'"),
     (("methods", "tfn", "hparams", "post_fusion_dimm"), 3, "methods.tfn.hparams.post_fusion_dimm"
-     ": unknown hyperparameter of tfn; allowed: audio_dropout, audio_hidden, batch_size, "
-     "bert_no_decay_norms, feature_steps, grad_accumulation, grad_clip, grad_clip_mode, "
-     "learning_rate, learning_rate_bert, lr_scheduler, output_head, output_range, "
-     "post_fusion_dim, post_fusion_dropout, scheduler_factor, scheduler_patience, task_loss, "
+     ": unknown hyperparameter of tfn; allowed: adam_epsilon, audio_dropout, audio_hidden, "
+     "batch_size, bert_no_decay_norms, feature_steps, grad_accumulation, "
+     "grad_accumulation_mode, grad_clip, grad_clip_mode, learning_rate, learning_rate_bert, "
+     "lr_scheduler, optimizer, output_head, output_range, post_fusion_dim, post_fusion_dropout, "
+     "scheduler_epochs, scheduler_factor, scheduler_patience, task_loss, "
      "text_dropout, text_encoder, text_finetune, text_hidden, text_out, vision_dropout, "
      "vision_hidden, weight_decay, weight_decay_bert (did you mean 'post_fusion_dim'?)"),
     (("methods", "fsrf", "hparams", "fusion_heads"), 5, "methods.fsrf.hparams.fusion_heads: "

@@ -72,11 +72,18 @@ def test_loss_terms_are_named_finite_scalars(name, tiny_data) -> None:
         assert term.ndim == 0 and torch.isfinite(term)
 
 
+def contract_rate(cls, kind: str) -> float:
+    """The falling-loss check's rate: ten times the method's own default, within [1e-3, 3e-3]
+    (a rate the method is built to train at: ALMT, trained by MMSA at 1e-4, collapses to the
+    mean prediction at 3e-3 for some seeds, seed 0 among them, and never at 1e-3)."""
+    return min(3e-3, max(1e-3, 10 * cls.resolve_hparams(kind).learning_rate))
+
+
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_loss_falls_on_a_small_batch(name, tiny_data) -> None:
     spec, splits = tiny_data
     cls = METHODS.get(name)
-    hparams = cls.resolve_hparams(spec.kind, {"learning_rate": 3e-3})
+    hparams = cls.resolve_hparams(spec.kind, {"learning_rate": contract_rate(cls, spec.kind)})
     model = build_model(cls, hparams, spec, seed=0)
     batch = _batch(splits)
 

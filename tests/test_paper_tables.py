@@ -109,6 +109,18 @@ def _published_tables() -> list[tuple[list[str], list[tuple[str, list[list[float
     return tables
 
 
+# rows of MMSA's result-stat.md (thuiar/MMSA at a94e65d) that the reference notes leave out; the
+# registry copies them from that file (harness/papers/mmsa.yaml says so)
+BEYOND_THE_NOTES = {
+    ("mmsa-mosi", "LF-DNN"),
+    ("mmsa-mosei", "LF-DNN"),
+    ("mmsa-mosei", "TETFN"),
+    ("mmsa-ch-sims", "LF-DNN"),
+    ("mmsa-ch-sims", "TETFN"),
+    ("mmsa-ch-sims", "CENET"),
+}
+
+
 @pytest.mark.skipif(not PUBLISHED.exists(), reason="shared reference not present")
 def test_every_number_equals_published_results() -> None:
     names = ["fine-mosi-mosei", "fine-ch-sims", "mmsa-mosi", "mmsa-mosei", "mmsa-ch-sims"]
@@ -117,8 +129,9 @@ def test_every_number_equals_published_results() -> None:
     for name, (datasets, rows) in zip(names, published, strict=True):
         table = paper_table(name)
         assert [b.dataset for b in table.blocks] == datasets, name
-        assert [r.label for r in table.rows] == [label for label, _ in rows], name
-        for row, (_, values) in zip(table.rows, rows, strict=True):
+        noted = [r for r in table.rows if (name, r.label) not in BEYOND_THE_NOTES]
+        assert [r.label for r in noted] == [label for label, _ in rows], name
+        for row, (_, values) in zip(noted, rows, strict=True):
             for dataset, numbers in zip(datasets, values, strict=True):
                 assert row.reported[dataset] == tuple(numbers), (name, row.label, dataset)
 

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import torch
+from test_methods_contract import contract_rate
 
 from harness.data.loading import take_batch
 from harness.errors import ConfigError
@@ -19,7 +20,8 @@ from harness.training.optimisers import text_encoder_groups
 from methods import METHODS
 from methods.common.pretrained_text import TEXT_ENCODER_GROUP, PretrainedTextEncoder
 
-POOLING_METHODS = {"misa": "mean", "mmim": "cls", "self_mm": "cls"}
+POOLING_METHODS = {"misa": "mean", "mmim": "cls", "self_mm": "cls", "almt": "tokens",
+                   "tfr_net": "tokens", "cenet": "tokens", "tetfn": "tokens"}  # fmt: skip
 
 
 def _batch(splits, n: int = 12):
@@ -148,7 +150,8 @@ def test_contract_with_tokens(name, tiny_token_data) -> None:
     """Shapes, range, finite named losses, a falling loss and determinism under a seed."""
     spec, splits = tiny_token_data
     cls = METHODS.get(name)
-    hparams = cls.resolve_hparams("mosi", {"learning_rate": 3e-3, "learning_rate_bert": 1e-4})
+    rate = contract_rate(cls, "mosi")  # the registry contract's rate (ALMT collapses at 3e-3)
+    hparams = cls.resolve_hparams("mosi", {"learning_rate": rate, "learning_rate_bert": 1e-4})
     batch = _batch(splits)
     model = build_model(cls, hparams, spec, seed=0)
     model.eval()

@@ -122,7 +122,7 @@ def test_papers_stage_puts_reported_beside_reproduced(project: Path) -> None:
     text = (paths.papers_dir() / "mmsa-mosi.md").read_text()
     # TFN's reported Has0 Acc-2 is 77.99; reproduced 0.75 + 0.005 * seed -> 76.00 ± 0.50
     assert "77.99" in text and "76.00 ± 0.50" in text and "(-1.99)" in text
-    assert "method not implemented" in text  # TETFN, CENET stay in the table
+    assert "method not run" in text  # TETFN, CENET are implemented but not in this run
     fine = (paths.papers_dir() / "fine-mosi-mosei.md").read_text()
     assert "dataset not mapped" in fine  # MOSEI
     assert r"\toprule" in (paths.papers_dir() / "fine-mosi-mosei.tex").read_text()

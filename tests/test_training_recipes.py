@@ -14,6 +14,7 @@ from harness.data.loading import iterate_batches
 from harness.errors import ConfigError
 from harness.metrics import is_better
 from harness.training.loop import LoopConfig, RunContext, build_model, fit
+from harness.training.optimisers import main_optimizer, warmup_cosine_factor
 from methods import METHODS
 from methods.base import TrainingPass
 
@@ -36,11 +37,14 @@ def _fit_one_epoch(tiny_data, **recipe) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-def _mmsa_epoch(tiny_data, clip_mode: str, **recipe) -> dict[str, torch.Tensor]:
+def _mmsa_epoch(
+    tiny_data, clip_mode: str, running: bool = False, **recipe
+) -> dict[str, torch.Tensor]:
     """One epoch as MMSA's MulT/MISA trainers run it: zero_grad at the start of each cycle of
     `update_epochs` batches, backward, clip_grad_value_ after every backward (or, for MMIM's
     pattern, clip_grad_norm_ before the step), step when the cycle is full; the last partial
-    cycle is never stepped."""
+    cycle is never stepped. `running`: as MMSA's TFR-Net trainer, also a step after every
+    backward, on the running sum."""
     _, splits = tiny_data
     model = _lf_dnn(tiny_data, **recipe)
     hp = model.hparams
@@ -57,6 +61,8 @@ def _mmsa_epoch(tiny_data, clip_mode: str, **recipe) -> dict[str, torch.Tensor]:
         loss.backward()
         if clip_mode == "value":
             nn.utils.clip_grad_value_(params, hp.grad_clip)
+        if running:
+            optimizer.step()
         if not left:
             if clip_mode == "norm":
                 nn.utils.clip_grad_norm_(params, hp.grad_clip)
@@ -78,6 +84,16 @@ def test_accumulation_and_clipping_follow_mmsa_trainers(tiny_data, mode) -> None
     assert _max_difference(ours, reference) < 1e-6
     plain = _fit_one_epoch(tiny_data)  # the recipe changes the weights: the test can fail
     assert _max_difference(ours, plain) > 1e-4
+
+
+def test_running_accumulation_follows_mmsas_tfr_net_trainer(tiny_data) -> None:
+    # 13 batches of 5: a step after each (13) and one more after batches 3, 6, 9 and 12
+    recipe = {"grad_accumulation": 3, "grad_clip": 0.01, "grad_clip_mode": "value"}
+    ours = _fit_one_epoch(tiny_data, grad_accumulation_mode="running", **recipe)
+    reference = _mmsa_epoch(tiny_data, "value", running=True, **recipe)
+    assert _max_difference(ours, reference) < 1e-6
+    summed = _fit_one_epoch(tiny_data, **recipe)  # the mode changes the weights
+    assert _max_difference(ours, summed) > 1e-4
 
 
 def test_value_clipping_acts_after_every_backward(tiny_data) -> None:
@@ -121,6 +137,36 @@ def test_no_schedule_keeps_the_rate(tiny_data) -> None:
     loop = LoopConfig(max_epochs=4, patience=100, select_metric="mae", progress=False)
     outcome = fit(model, splits["train"], splits["valid"], loop, RunContext("t", "p", 1), SEED)
     assert [log.learning_rate for log in outcome.history] == [3e-2] * 4
+
+
+# the rate multipliers of MMSA's own ALMT schedule (trains/singleTask/ALMT.py get_scheduler,
+# MMSA master a94e65d), read epoch by epoch from its optimiser for a base rate of 1, stepping once
+# per epoch as its trainer does: for MMSA's max_epochs 200 (the first 26 epochs) and for 15
+MMSA_ALMT_RATES = {
+    200: [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75,
+          0.8, 0.85, 0.9, 0.95, 1.0, 1.0, 0.99992, 0.9997, 0.99931, 0.99878],
+    15: [0.0, 0.66667, 1.0, 0.98652, 0.94682, 0.88302, 0.79858, 0.69804, 0.58682, 0.47093,
+         0.3566, 0.25, 0.15688, 0.08226, 0.03015, 0.00338, 0.00338, 0.03015, 0.08226],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("epochs", sorted(MMSA_ALMT_RATES))
+def test_warmup_cosine_is_mmsas_almt_schedule(epochs) -> None:
+    expected = MMSA_ALMT_RATES[epochs]
+    assert [round(warmup_cosine_factor(k, epochs), 5) for k in range(len(expected))] == expected
+
+
+def test_the_loop_steps_the_warmup_cosine_schedule_and_adamw(tiny_data) -> None:
+    """Each epoch's logged rate is the schedule's for the next epoch; n = the run's max_epochs
+    when scheduler_epochs is 0; the optimiser is AdamW (decoupled weight decay)."""
+    _, splits = tiny_data
+    model = _lf_dnn(tiny_data, learning_rate=1e-2, lr_scheduler="warmup_cosine", optimizer="adamw")
+    loop = LoopConfig(max_epochs=5, patience=100, select_metric="mae", progress=False)
+    outcome = fit(model, splits["train"], splits["valid"], loop, RunContext("t", "p", 1), SEED)
+    rates = [log.learning_rate for log in outcome.history]
+    assert rates == pytest.approx([1e-2 * warmup_cosine_factor(k, 5) for k in range(1, 6)])
+    assert isinstance(main_optimizer(model), torch.optim.AdamW)
+    assert type(main_optimizer(_lf_dnn(tiny_data))) is torch.optim.Adam
 
 
 def test_plateau_mode_follows_the_metric_direction() -> None:
@@ -204,7 +250,11 @@ def test_a_pass_reads_the_first_share_of_the_batches(fraction, expected, tiny_da
     ("key", "value", "message"),
     [
         ("grad_clip_mode", "global", "grad_clip_mode: expected one of norm, value"),
-        ("lr_scheduler", "cosine", "lr_scheduler: expected one of none, plateau"),
+        ("lr_scheduler", "cosine", "lr_scheduler: expected one of none, plateau, warmup_cosine"),
+        ("optimizer", "sgd", "optimizer: expected one of adam, adamw"),
+        ("grad_accumulation_mode", "mean", "grad_accumulation_mode: expected one of sum, running"),
+        ("scheduler_epochs", -1, "scheduler_epochs: expected >= 0"),
+        ("adam_epsilon", 0.0, "adam_epsilon: expected > 0"),
         ("grad_accumulation", 0, "grad_accumulation: expected >= 1"),
         ("grad_clip", -1.0, "grad_clip: expected >= 0"),
         ("scheduler_factor", 1.5, "scheduler_factor/scheduler_patience: expected a factor"),

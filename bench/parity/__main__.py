@@ -1,17 +1,23 @@
-"""Parity against the reference implementation: each baseline trained by MMSA 2.2.1's own code
+"""Parity against the reference implementation: each baseline trained by MMSA's own code
 (its models, its trainers, its config; bench/parity/mmsa_run.py, in MMSA's own virtual
 environment) and by msabench (bench/parity/msabench_run.py) on the same MMSA-layout pickle of
 real CMU-MOSI (bench/parity/mmsa_pickle.py: the `mosi_tokens` store, i.e. the bc-LSTM
 utterances and split with token-level text from the built-in MiniLM), with the same
-hyperparameters (MMSA's config for mosi), the same early stopping (patience 8) and the same
+hyperparameters (MMSA's config for mosi), the same early stopping (MMSA's early_stop) and the same
 epoch cap, over the same seeds; then per metric the two means, the difference with a bootstrap
 95% CI and an equivalence verdict (bench/parity/report.py).
 
 Runs are resumable: a run whose JSON exists under `--out`/runs is not run again. Two runs at a
 time by default, one torch thread each.
 
+Which MMSA: PyPI's 2.2.1 for the seven first baselines; ALMT, CENET and TETFN exist only in MMSA's
+GitHub master (thuiar/MMSA at a94e65d, still versioned 2.2.1; its TFR-Net is 2.2.1's), so the
+four later baselines run there (`REFERENCE`), in a second environment.
+
 Setup (MMSA is not a dependency of msabench):
     python3.11 -m venv /work/mmsa-venv && /work/mmsa-venv/bin/pip install torch==2.13.0 mmsa==2.2.1
+    python3.11 -m venv /work/mmsa-master-venv && /work/mmsa-master-venv/bin/pip install \
+        torch==2.13.0 "mmsa @ git+https://github.com/thuiar/MMSA@a94e65d" einops pytorch-transformers
     msabench fetch mosi_tokens --path ../shared/data/mosi-bclstm     (the source store)
 
 Usage: python -m bench.parity [--methods lf_dnn tfn ...] [--seeds 1111 ...] [--max-epochs 30]
@@ -34,16 +40,25 @@ from pathlib import Path
 import numpy as np
 
 SEEDS = (1111, 1112, 1113, 1114, 1115)  # MMSA's seeds
-METHODS = ("lf_dnn", "tfn", "lmf", "mult", "self_mm", "misa", "mmim")  # cheapest first
+# cheapest first; the later four last
+METHODS = ("lf_dnn", "tfn", "lmf", "mult", "self_mm", "misa", "mmim",
+           "cenet", "almt", "tetfn", "tfr_net")  # fmt: skip
 NAMES = {"lf_dnn": "LF-DNN", "tfn": "TFN", "lmf": "LMF", "mult": "MulT", "misa": "MISA",
-         "mmim": "MMIM", "self_mm": "Self-MM"}  # fmt: skip
+         "mmim": "MMIM", "self_mm": "Self-MM", "almt": "ALMT", "cenet": "CENET",
+         "tetfn": "TETFN", "tfr_net": "TFR-Net"}  # fmt: skip
+# the MMSA each method runs in: "pypi" (mmsa 2.2.1, `--mmsa-python`) or "master" (GitHub master,
+# `--mmsa-master-python`): ALMT, CENET and TETFN are only there
+MASTER_ONLY = ("almt", "cenet", "tetfn", "tfr_net")
+REFERENCE = {m: "master" if m in MASTER_ONLY else "pypi" for m in METHODS}
 SIDES = ("mmsa", "msabench")  # compared for parity
 # msabench with its own treatment (standardised features, real steps): `--sides msabench-own`,
 # compared with the msabench side to measure what MMSA's treatment changes
 OWN = "msabench-own"
 # audio/vision steps of the pickle each method reads (bench/parity/mmsa_pickle.py): 5 for MMSA's
-# MulT kernel; MISA reads audio and vision over the text's lengths, so it needs the text's 50
-AV_STEPS = {"misa": 50}
+# MulT kernel; MISA reads audio and vision over the text's lengths, and MMSA runs TETFN on
+# aligned data (every modality at the text's length), so they need the text's 50; TFR-Net attends
+# over time with the sequence length as the width, 25 heads: a multiple of 25 steps
+AV_STEPS = {"misa": 50, "tetfn": 50, "tfr_net": 50}
 DEFAULT_AV_STEPS = 5
 
 
@@ -74,7 +89,8 @@ def _command(side: str, method: str, seed: int, out: Path, args, pickle_path, st
         from harness.text_models import resolve
 
         text = resolve("minilm")
-        return [args.mmsa_python, str(Path(__file__).with_name("mmsa_run.py")),
+        python = args.mmsa_master_python if REFERENCE[method] == "master" else args.mmsa_python
+        return [python, str(Path(__file__).with_name("mmsa_run.py")),
                 "--pickle", str(pickle_path), "--model", method, "--pretrained", str(text.path),
                 "--text-dim", str(text.hidden_size), *common]  # fmt: skip
     treatment = "msabench" if side == OWN else "mmsa"
@@ -128,8 +144,8 @@ def _report(out: Path, methods, seeds) -> str:
             + " |"
         )
     header = (
-        f"Test split of the parity pickle; seeds {', '.join(map(str, seeds))}; patience 8 on the "
-        "validation loss and the same epoch cap on both sides; one torch thread per run.\n\n"
+        f"Test split of the parity pickle; seeds {', '.join(map(str, seeds))}; MMSA's early_stop "
+        "(8; ALMT 32, TFR-Net 6) as the patience on the validation loss and the same epoch cap on both sides; one torch thread per run.\n\n"
     )
     summary = (
         "| method | verdict (metrics) | epoch cap | MMSA seeds | MMSA epochs | MMSA wall s/run | "
@@ -148,7 +164,7 @@ def _report(out: Path, methods, seeds) -> str:
             "(standardised features, real steps; `msabench-own`) against msabench with MMSA's "
             "(the msabench column above), same seeds and budget. Columns: MMSA's treatment, "
             "msabench's, difference msabench's - MMSA's.\n\n"
-            + markdown(effects, NAMES).replace("| MMSA 2.2.1 | msabench |", "| MMSA's | own |")
+            + markdown(effects, NAMES).replace("| MMSA | msabench |", "| MMSA's | own |")
             + "\n"
         )
     for variant in _variant_sides(out):
@@ -186,6 +202,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--mmsa-python", default="/work/mmsa-venv/bin/python")
+    parser.add_argument("--mmsa-master-python", default="/work/mmsa-master-venv/bin/python")
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=[*SIDES, OWN])
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()

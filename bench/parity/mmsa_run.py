@@ -1,4 +1,4 @@
-"""One seed of one model trained by MMSA 2.2.1's own code: run by the MMSA virtual environment's
+"""One seed of one model trained by MMSA's own code (2.2.1, or GitHub master for the later four): run by the MMSA virtual environment's
 Python (it imports nothing from msabench), called by `python -m bench.parity`.
 
 What runs is MMSA's: `MMSA.config.get_config_regression(model, "mosi")` (its bundled
@@ -21,6 +21,22 @@ script adds, each only because MMSA cannot run otherwise here:
    MulT and MMIM trainers pass: the class is wrapped to drop it before MMSA is imported.
 6. The test predictions are read with a forward hook on the model while the trainer's own
    `do_test` runs over the test split in file order, so both sides are scored by one metric code.
+   Models return their prediction in different shapes (a dict with "M", a tensor, or TFR-Net's
+   (prediction, generator loss) pair); `_prediction` reads each.
+7. CENET's BERT is built by `pytorch_transformers`, which loads only `pytorch_model.bin`: the text
+   model's safetensors weights are written once in that format to a directory beside it
+   (`_pytorch_model_dir`), with the same config.json.
+8. MMSA's TFR-Net builds its text encoder without passing `pretrained` (models/missingTask/
+   TFR_NET/model.py), so `BertTextEncoder`'s default `bert-base-uncased` would be downloaded:
+   that default is set to the local text model directory.
+9. MMSA's data loader draws TFR-Net's 20%-missing view for every split (data_loader.py
+   `generate_m`), so its validation (early stopping, the plateau schedule) and test would read
+   incomplete inputs, msabench's the complete ones; the view is drawn at rate 0 outside the
+   training split (`_complete_eval_views`), so both sides select and are scored on complete data.
+
+ALMT, CENET, TETFN are not in PyPI's MMSA 2.2.1: they run from MMSA's GitHub master (thuiar/MMSA
+at a94e65d) in a second environment (`--mmsa-master-python` of bench.parity), where CENET also
+needs `pytorch-transformers` and ALMT `einops`.
 
 Writes one JSON: {"side": "mmsa", "model", "seed", "ids", "predictions", "labels",
 "mmsa_metrics" (the trainer's own test dict), "epochs", "seconds"}.
@@ -54,6 +70,48 @@ class _CountedPasses:
         self.passes += 1
         if self.passes >= self.cap:
             self.config["early_stop"] = 0
+
+
+def _prediction(outputs):
+    """The fused prediction in a model's output: a dict's "M", a tensor, or a tuple's first item
+    read the same way (TFR-Net returns (prediction, generator loss)). (6)"""
+    if isinstance(outputs, tuple):
+        return _prediction(outputs[0])
+    if isinstance(outputs, dict):
+        return outputs["M"]
+    return outputs
+
+
+def _pytorch_model_dir(pretrained: str, work: Path) -> str:
+    """A copy of the text model directory with its weights as `pytorch_model.bin`, the only file
+    `pytorch_transformers` (CENET's BERT) loads. (7)"""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    target = work / "text-model-bin"
+    if not (target / "pytorch_model.bin").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+            if (Path(pretrained) / name).is_file():
+                shutil.copy(Path(pretrained) / name, target / name)
+        weights = load_file(str(Path(pretrained) / "model.safetensors"))
+        torch.save(weights, target / "pytorch_model.bin")
+    return str(target)
+
+
+def _complete_eval_views() -> None:
+    """MMSA's missing-view generator at rate 0 outside the training split. (9)"""
+    from MMSA.data_loader import MMDataset
+
+    generate = MMDataset.generate_m
+
+    def generate_m(self, modality, input_mask, input_len, missing_rate, missing_seed, mode="text"):
+        rate = missing_rate if self.mode == "train" else 0.0
+        return generate(self, modality, input_mask, input_len, rate, missing_seed, mode)
+
+    MMDataset.generate_m = generate_m
 
 
 def main() -> None:
@@ -97,7 +155,15 @@ def main() -> None:
         config["cur_seed"] = 1
         if args.pretrained:
             config["pretrained"] = args.pretrained  # (1)
+            from MMSA.models.subNets.BertTextEncoder import BertTextEncoder
+
+            defaults = BertTextEncoder.__init__.__defaults__
+            BertTextEncoder.__init__.__defaults__ = (*defaults[:-1], args.pretrained)  # (8)
+            if args.model == "cenet":
+                config["pretrained"] = _pytorch_model_dir(args.pretrained, Path(tmp))  # (7)
         setup_seed(args.seed)
+        if args.model == "tfr_net":
+            _complete_eval_views()  # (9)
         dataloader = MMDataLoader(config, num_workers=0)  # (3)
         if config.get("use_bert"):
             config["feature_dims"][0] = args.text_dim  # (2)
@@ -117,7 +183,7 @@ def main() -> None:
         predictions: list[float] = []
 
         def record(_module, _inputs, outputs) -> None:  # (6)
-            predictions.extend(outputs["M"].detach().reshape(-1).tolist())
+            predictions.extend(_prediction(outputs).detach().reshape(-1).tolist())
 
         hook = model.register_forward_hook(record)
         results = trainer.do_test(model, in_order, mode="TEST")

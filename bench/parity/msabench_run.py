@@ -2,9 +2,9 @@
 MMSA's config gives the method (msabench's defaults for the `mosi` kind, checked against
 methods/reference/mmsa_defaults.csv) and MMSA's treatment of the features: the store is not
 standardised (`standardize: false`), and LF-DNN, TFN and LMF read the padded lengths
-(`feature_steps: padded`). Early stopping as MMSA's: patience 8 on the validation loss (the
-harness's `mae`: the L1 loss these methods train with; MISA's MMSA criterion is MSE), best
-weights kept; the same epoch cap as the MMSA side.
+(`feature_steps: padded`). Early stopping as MMSA's: its early_stop (8; ALMT 32, TFR-Net 6) as
+the patience on the validation loss (the harness's `mae`: the L1 loss these methods train with;
+MISA's MMSA criterion is MSE), best weights kept; the same epoch cap as the MMSA side.
 
 With `--treatment msabench` the run uses msabench's own defaults instead (a standardised store,
 real steps, MISA's own audio/vision lengths), to measure what MMSA's treatment costs.
@@ -25,11 +25,14 @@ import time
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # MMSA's treatment of the pooled features, per method (the other methods have no such switch)
+# (CENET and ALMT attend to the padded steps, TETFN reads padding under MulT's future mask)
 MMSA_TREATMENT = {"lf_dnn": {"feature_steps": "padded"}, "tfn": {"feature_steps": "padded"},
-                  "lmf": {"feature_steps": "padded"}}  # fmt: skip
+                  "lmf": {"feature_steps": "padded"}, "cenet": {"nonverbal_padding": "attend"},
+                  "tetfn": {"attention_masking": "future"}, "almt": {"mask_padding": False}}  # fmt: skip
 # msabench's own treatment, where its default is MMSA's (the rest are msabench's defaults)
 OWN_TREATMENT = {"misa": {"av_lengths": "own"}}
-MMSA_PATIENCE = 8  # config_regression.json: early_stop
+# config_regression.json: early_stop (commonParams), 8 for every method but these
+MMSA_PATIENCE = {"almt": 32, "tfr_net": 6}
 
 
 def main() -> None:
@@ -64,7 +67,7 @@ def main() -> None:
     )
     loop = LoopConfig(
         max_epochs=args.max_epochs,
-        patience=MMSA_PATIENCE,
+        patience=MMSA_PATIENCE.get(args.method, 8),
         select_metric="mae",
         device="cpu",
         num_threads=args.threads,

@@ -114,7 +114,7 @@ def counts(rows: list[MetricParity]) -> str:
 def markdown(results: dict[str, list[MetricParity]], names: dict[str, str]) -> str:
     """One table: a row per method and metric."""
     lines = [
-        "| method | metric | MMSA 2.2.1 | msabench | difference (95% CI) | 0 in CI | margin | verdict |",
+        "| method | metric | MMSA | msabench | difference (95% CI) | 0 in CI | margin | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for method, rows in results.items():

@@ -24,8 +24,8 @@ Decisions:
   has-0 and non-0 columns side by side (MMSA); "unspecified" (FINE) is compared with the
   project's non-0 metrics, the usual reading of a bare "Acc-2", and the table's note says so.
 - MMSA's result table is registered as three tables (mmsa-mosi, mmsa-mosei, mmsa-ch-sims), not
-  one with three blocks: every dataset has its own row set (TETFN only on MOSI, MTFN only on
-  CH-SIMS) and columns, and one table would be 22 metric columns (44 cells) wide.
+  one with three blocks: every dataset has its own row set (MTFN only on CH-SIMS,
+  ALMT and TFR-Net on none) and columns, and one table would be 22 metric columns (44 cells) wide.
 - FINE's tables are named by their datasets (fine-mosi-mosei, fine-ch-sims, fine-ur-funny): the
   reference calls them "Tables 1-4" without saying which is which.
 - Every table of every file goes into ONE `Registry[PaperTable]` ("paper table"), built on first

@@ -24,13 +24,14 @@ from harness.config import Params, TrainConfig
 from harness.data.loading import iterate_batches, num_batches
 from harness.data.prefetch import prefetch
 from harness.data.types import Batch, DataSpec, SplitData
-from harness.errors import NonFiniteLossError
+from harness.errors import ConfigError, NonFiniteLossError
 from harness.metrics import compute_metrics, is_better
 from harness.schema import default_of
 from harness.training.allocator import reuse_freed_memory
 from harness.training.optimisers import (
     TrainingStep,
     make_scheduler,
+    step_scheduler,
     training_steps,
 )
 from methods.base import MsaMethod, OptimHparams
@@ -173,9 +174,14 @@ def fit(
         return _fit_closed_form(model, train, valid, config, device, callbacks)
     passes = training_steps(model)  # the method's own passes first, then the main one
     optimizer = passes[-1].optimizer
-    scheduler = make_scheduler(model.hparams, optimizer, config.select_metric)
+    scheduler = make_scheduler(model.hparams, optimizer, config.select_metric, config.max_epochs)
     # mixed precision only where it exists (CUDA); on CPU the option changes nothing
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
+    if scaler.is_enabled() and model.hparams.grad_accumulation_mode == "running":
+        raise ConfigError(
+            f"amp: method {context.method} accumulates gradients in 'running' mode, whose steps "
+            "read a running sum that dynamic loss scaling cannot rescale; set amp: false"
+        )
     shuffle = torch.Generator().manual_seed(seed)
     best_state, best_epoch, best_valid = None, 0, {}
     history: list[EpochLog] = []
@@ -190,7 +196,7 @@ def fit(
         valid_metrics = evaluate(model, valid, config.eval_batch_size, device)[0]
         score = valid_metrics[config.select_metric]
         if scheduler is not None:
-            scheduler.step(score)
+            step_scheduler(scheduler, score)
         rate = float(optimizer.param_groups[0]["lr"])
         log = EpochLog(epoch, train_losses, valid_metrics, time.perf_counter() - started, rate)
         history.append(log)
@@ -276,10 +282,10 @@ def _train_batches(
 ) -> dict[str, torch.Tensor]:
     """The pass over batches already on the model's device, as the method's recipe says: the
     gradients of `grad_accumulation` batches summed into each optimiser step (a remainder at the
-    end dropped, as MMSA drops it), clipped by value after every backward or by global norm
-    before every step. Returns each named term's sum over the batches, as tensors on the device
-    (read once per epoch: no sync per term). With an enabled `scaler` the forward pass and
-    losses run under float16 autocast."""
+    end dropped, as MMSA drops it; or stepped on their running sum, `_steps_after`), clipped by
+    value after every backward or by global norm before every step. Returns each named term's
+    sum over the batches, as tensors on the device (read once per epoch: no sync per term). With
+    an enabled `scaler` the forward pass and losses run under float16 autocast."""
     hp = model.hparams
     optimizer = one.optimizer
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -305,7 +311,7 @@ def _train_batches(
         scaler.scale(loss).backward()
         if hp.grad_clip > 0 and hp.grad_clip_mode == "value":
             torch.nn.utils.clip_grad_value_(parameters, _threshold(hp.grad_clip, scaler))
-        if (index + 1) % hp.grad_accumulation == 0:
+        for _ in range(_steps_after(index, hp)):
             if hp.grad_clip > 0 and hp.grad_clip_mode == "norm":
                 torch.nn.utils.clip_grad_norm_(parameters, _threshold(hp.grad_clip, scaler))
             scaler.step(optimizer)
@@ -316,6 +322,16 @@ def _train_batches(
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + value
     return sums
+
+
+def _steps_after(index: int, hp: OptimHparams) -> int:
+    """Optimiser steps after the backward of batch `index` (0-based) of a pass: "sum"
+    accumulation steps once at the end of each cycle of `grad_accumulation` batches; "running"
+    steps after every batch and once more at a cycle's end (MMSA's TFR-Net trainer)."""
+    cycle_end = (index + 1) % hp.grad_accumulation == 0
+    if hp.grad_accumulation_mode == "running":
+        return 2 if cycle_end else 1
+    return 1 if cycle_end else 0
 
 
 def _threshold(clip: float, scaler: torch.amp.GradScaler) -> float:

@@ -4,6 +4,7 @@ own), one Adam per method pass (`training_passes`), and the optional plateau sch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,27 +52,61 @@ def main_optimizer(model: MsaMethod) -> torch.optim.Optimizer:
 
 
 def _adam(groups: list[dict[str, Any]], hp: OptimHparams) -> torch.optim.Optimizer:
-    """Adam over parameter groups (lr and weight decay from `hp` where a group sets none),
-    fused (one kernel for every parameter) where torch has it (CPU and CUDA): 10x faster than
-    the per-parameter loop on a 9M-parameter model (TFN), which otherwise spends a fifth of each
-    step in the optimiser (bench/README.md)."""
+    """The recipe's optimiser (`hp.optimizer`: Adam, or AdamW with decoupled weight decay) over
+    parameter groups (lr and weight decay from `hp` where a group sets none; the epsilon
+    `hp.adam_epsilon` for every group: MMSA's CENET sets it per dataset), fused (one kernel for
+    every parameter) where torch has it (CPU and CUDA): 10x faster than the per-parameter loop
+    on a 9M-parameter model (TFN), which otherwise spends a fifth of each step in the optimiser
+    (bench/README.md)."""
     devices = {p.device.type for group in groups for p in group["params"]}
     fused = devices <= {"cpu", "cuda"}
-    return torch.optim.Adam(groups, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=fused)
+    optimizer = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+    return optimizer(
+        groups, lr=hp.learning_rate, weight_decay=hp.weight_decay, eps=hp.adam_epsilon, fused=fused
+    )
 
 
 def make_scheduler(
-    hp: OptimHparams, optimizer: torch.optim.Optimizer, select_metric: str
-) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
-    """The recipe's learning-rate schedule on the main optimiser, or None: `plateau` reduces
-    every group's rate by `scheduler_factor` after `scheduler_patience` epochs without a better
-    validation `select_metric` (its direction from the metric)."""
+    hp: OptimHparams, optimizer: torch.optim.Optimizer, select_metric: str, max_epochs: int
+) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """The recipe's learning-rate schedule on the main optimiser, or None; the loop steps it
+    after every epoch (`step_scheduler`). `plateau` reduces every group's rate by
+    `scheduler_factor` after `scheduler_patience` epochs without a better validation
+    `select_metric` (its direction from the metric); `warmup_cosine` is MMSA's ALMT schedule
+    (`warmup_cosine_factor`) over `scheduler_epochs` epochs, or `max_epochs` when that is 0."""
     if hp.lr_scheduler == "none":
         return None
+    if hp.lr_scheduler == "warmup_cosine":
+        epochs = hp.scheduler_epochs or max_epochs
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine_factor(step, epochs)
+        )
     mode = "max" if is_better(select_metric, 1.0, 0.0) else "min"
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode=mode, factor=hp.scheduler_factor, patience=hp.scheduler_patience
     )
+
+
+def step_scheduler(scheduler, score: float) -> None:
+    """One epoch's step: the plateau schedule reads the validation score, the others do not."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(score)
+    else:
+        scheduler.step()
+
+
+def warmup_cosine_factor(step: int, epochs: int) -> float:
+    """The rate multiplier of the epoch after `step` scheduler steps (0 for the first epoch) in
+    MMSA's ALMT schedule for `epochs` epochs (trains/singleTask/ALMT.py `get_scheduler`: a
+    GradualWarmupScheduler of 0.1 epochs, multiplier 1, then CosineAnnealingLR with T_max 0.9
+    epochs, both fractional): step / W while step <= W = 0.1 epochs (the first epoch trains at
+    rate 0), then (1 + cos(pi j / T)) / 2 with j = step - floor(W) - 1 and T = 0.9 epochs (the
+    closed form, periodic past T, as torch's). Tested against MMSA's own scheduler's rates."""
+    warmup, cosine = 0.1 * epochs, 0.9 * epochs
+    if step <= warmup:
+        return step / warmup
+    j = step - math.floor(warmup) - 1
+    return (1.0 + math.cos(math.pi * j / cosine)) / 2.0
 
 
 def text_encoder_groups(model: MsaMethod) -> list[dict[str, Any]]:
