@@ -14,10 +14,11 @@ pretrained Transformer over the dataset's token ids (`pretrained`; methods/commo
 pretrained_text.py), fine-tuned (`text_finetune: true`, its own optimiser group with
 `learning_rate_bert` and `weight_decay_bert`, as MMSA's config_regression.json) or frozen. `auto`
 (the default) is `pretrained` where the method's reference fine-tunes BERT (`TEXT_POOLING` set:
-MISA, MMIM, Self-MM) and the dataset has tokens, else `features`. A method with `TEXT_POOLING`
-builds its own encoder with that pooling; for any other method, `pretrained` swaps the batch's
-`text` features for the encoder's token states (`prepare_batch`, called by the loop before the
-method sees a batch), so its own text network reads them as it reads features.
+MISA, MMIM, Self-MM, ALMT, TFR-Net, CENET, TETFN) and the dataset has tokens, else `features`.
+A method with `TEXT_POOLING` builds its own encoder with that pooling; for any other method,
+`pretrained` swaps the batch's `text` features for the encoder's token states (`prepare_batch`,
+called by the loop before the method sees a batch), so its own text network reads them as it
+reads features.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ class OptimHparams:
     scheduler_patience: int = 5
     scheduler_epochs: int = 0
     # OUTPUT_HEADS (methods/common/heads.py): how the score leaves the model: "linear" (MMSA's
-    # LF-DNN, LMF, MulT, MISA, MMIM, Self-MM), "sigmoid" into the label range (MMSA's TFN), or
-    # "clamp" into it with a straight-through gradient
+    # LF-DNN, LMF, MulT, MISA, MMIM, Self-MM and the four later baselines), "sigmoid" into the
+    # label range (MMSA's TFN), or "clamp" into it with a straight-through gradient
     output_head: str = "sigmoid"
     text_encoder: str = "auto"  # TEXT_ENCODERS: auto | features | pretrained
     text_finetune: bool = True  # pretrained encoder fine-tuned (True) or frozen

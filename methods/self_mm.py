@@ -62,7 +62,13 @@ from harness.data.spec import REGRESSION_KINDS
 from harness.data.types import Batch, DataSpec
 from methods.base import MsaMethod, OptimHparams, register_method
 from methods.common.heads import bound_scores
-from methods.common.label_generation import HEADS, UNIMODAL, PredictionHead, UnimodalLabelMemory
+from methods.common.label_generation import (
+    HEADS,
+    UNIMODAL,
+    PredictionHead,
+    UnimodalLabelMemory,
+    unimodal_label_terms,
+)
 from methods.common.losses import task_loss
 from methods.common.recurrent import LastStateEncoder
 from methods.search_space import Choice, FloatRange
@@ -215,14 +221,10 @@ class SelfMM(MsaMethod):
         weight = self.hparams.unimodal_weight
         if not self.training or weight == 0:
             return terms
-        targets = self.label_memory.targets(batch.index, batch.labels)
-        for column, head in enumerate(UNIMODAL, start=1):
-            importance = torch.tanh((targets[:, column] - targets[:, 0]).abs())
-            error = (outputs[f"prediction_{head}"] - targets[:, column]).abs()
-            terms[head] = weight * (importance * error).mean()
-        representations = {h: outputs[f"representation_{h}"].detach() for h in HEADS}
-        self.label_memory.update(batch.index, representations)
-        return terms
+        memory_terms = unimodal_label_terms(
+            self.label_memory, batch.index, batch.labels, outputs, weight
+        )
+        return {**terms, **memory_terms}
 
     def loss_weights(self) -> dict[str, float]:
         return {"task": 1.0, **dict.fromkeys(UNIMODAL, self.hparams.unimodal_weight)}
