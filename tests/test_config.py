@@ -55,7 +55,8 @@ def test_unknown_method_in_benchmark_lists_valid_names(raw) -> None:
     assert "benchmark.methods" in message and "'tfm'" in message
     assert (
         "did you mean 'tfn'" in message
-        and "valid methods: audio_only, fine, fsrf, ir_svr, late_transformer" in message
+        and "valid methods: almt, audio_only, cenet, fine, fsrf, ir_svr, late_transformer"
+        in message
     )
 
 

@@ -78,8 +78,9 @@ def rate_curves_figure(curves: pd.DataFrame, title: str, metrics: tuple[str, ...
         figure.suptitle(title)
         handles = method_handles(methods)
         if free:
+            # two columns of up to 10 (the 20 default methods): a third would widen the figure
             axes.flat[len(metrics)].legend(handles=handles, loc="center", frameon=False,
-                                           ncol=legend_columns(len(handles), 8))  # fmt: skip
+                                           ncol=legend_columns(len(handles), 10))  # fmt: skip
             figure.tight_layout()
         else:
             figure.tight_layout(rect=(0.0, below / figure.get_figheight(), 1.0, 1.0))

@@ -5,8 +5,8 @@ Decisions:
 
 - A method's colour comes from its position in the method catalog (`methods.METHOD_MODULES`,
   the method modules in name order; listing them imports no method), so it is the same in every
-  figure, whichever methods a figure draws and in whatever order. `PALETTE` has 16 colours (the
-  16 default methods get 16 distinct ones); from the 17th method on the colours repeat with
+  figure, whichever methods a figure draws and in whatever order. `PALETTE` has 20 colours (the
+  20 default methods get 20 distinct ones); from the 21st method on the colours repeat with
   dashed, then dotted lines. A name that is not in the catalog (a test's toy method) is placed
   after the catalog by a checksum of its name: stable, but it may share a colour.
 - Metrics are named only by `harness.metrics.metric_label` ("Acc-2 (has-0)", "MAE"); an axis or
@@ -58,12 +58,13 @@ PAPER_STYLE = {
     "svg.hashsalt": "msabench",
 }
 
-# tab10, then six more hues distinct from it (tab20b's dark indigo, light olive, brick, plum,
-# mustard and periwinkle)
+# tab10, then ten more hues distinct from it (tab20b's dark indigo, light olive, brick, plum,
+# mustard, periwinkle, dark olive, rose, orchid and lavender)
 PALETTE: tuple[str, ...] = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#8ca252",
-    "#843c39", "#7b4173", "#e7ba52", "#6b6ecf",
+    "#843c39", "#7b4173", "#e7ba52", "#6b6ecf", "#637939", "#d6616b",
+    "#ce6dbd", "#9c9ede",
 )  # fmt: skip
 LINESTYLES: tuple[str, ...] = ("-", "--", ":")
 
