@@ -67,6 +67,7 @@ from methods.common.label_generation import (
     UNIMODAL,
     PredictionHead,
     UnimodalLabelMemory,
+    audio_vision_groups,
     unimodal_label_terms,
 )
 from methods.common.losses import task_loss
@@ -233,13 +234,4 @@ class SelfMM(MsaMethod):
         """The audio encoder at audio_learning_rate / audio_weight_decay, the vision encoder at
         video_learning_rate / video_weight_decay, the text encoder and the four heads at the
         default learning rate and weight decay (MMSA's grouping)."""
-        hp = self.hparams
-        audio = list(self.audio_encoder.parameters())
-        vision = list(self.vision_encoder.parameters())
-        av_ids = {id(p) for p in (*audio, *vision)}
-        others = [p for p in self.parameters() if p.requires_grad and id(p) not in av_ids]
-        return [
-            {"params": audio, "lr": hp.audio_learning_rate, "weight_decay": hp.audio_weight_decay},
-            {"params": vision, "lr": hp.video_learning_rate, "weight_decay": hp.video_weight_decay},
-            {"params": others},
-        ]
+        return audio_vision_groups(self, self.audio_encoder, self.vision_encoder, self.hparams)

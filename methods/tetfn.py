@@ -74,6 +74,7 @@ from methods.common.label_generation import (
     UNIMODAL,
     PredictionHead,
     UnimodalLabelMemory,
+    audio_vision_groups,
     unimodal_label_terms,
 )
 from methods.common.losses import task_loss
@@ -387,13 +388,6 @@ class TETFN(MsaMethod):
         audio_weight_decay, the vision one at video_learning_rate / video_weight_decay, the rest
         (text projection, Transformers, heads) at the default rate and decay (the loop moves a
         fine-tuned text encoder into groups of its own)."""
-        hp = self.hparams
-        audio = list(self.subnets["audio"].parameters())
-        vision = list(self.subnets["vision"].parameters())
-        av_ids = {id(p) for p in (*audio, *vision)}
-        others = [p for p in self.parameters() if p.requires_grad and id(p) not in av_ids]
-        return [
-            {"params": audio, "lr": hp.audio_learning_rate, "weight_decay": hp.audio_weight_decay},
-            {"params": vision, "lr": hp.video_learning_rate, "weight_decay": hp.video_weight_decay},
-            {"params": others},
-        ]
+        return audio_vision_groups(
+            self, self.subnets["audio"], self.subnets["vision"], self.hparams
+        )

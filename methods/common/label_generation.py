@@ -19,6 +19,8 @@ B = batch, N = training samples seen, D_head = a head's representation width.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -154,3 +156,28 @@ def unimodal_label_terms(
         terms[head] = weight * (importance * error).mean()
     memory.update(batch_index, {h: outputs[f"representation_{h}"].detach() for h in HEADS})
     return terms
+
+
+def audio_vision_groups(
+    model: nn.Module, audio: nn.Module, vision: nn.Module, hparams: Any
+) -> list[dict[str, Any]]:
+    """The optimiser grouping of MMSA's SELF_MM and TETFN trainers: `audio`'s parameters at
+    hparams.audio_learning_rate / audio_weight_decay, `vision`'s at video_learning_rate /
+    video_weight_decay, every other trainable parameter of `model` at the default rate and
+    decay (the loop moves a fine-tuned text encoder into groups of its own)."""
+    audio_params, vision_params = list(audio.parameters()), list(vision.parameters())
+    av_ids = {id(p) for p in (*audio_params, *vision_params)}
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in av_ids]
+    return [
+        {
+            "params": audio_params,
+            "lr": hparams.audio_learning_rate,
+            "weight_decay": hparams.audio_weight_decay,
+        },
+        {
+            "params": vision_params,
+            "lr": hparams.video_learning_rate,
+            "weight_decay": hparams.video_weight_decay,
+        },
+        {"params": others},
+    ]
