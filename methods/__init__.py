@@ -20,8 +20,9 @@ from harness.registry import Registry
 if TYPE_CHECKING:
     from methods.base import MsaMethod
 
-# modules of this folder that are not methods: the interface and the search-space types
-NOT_METHODS = ("base", "search_space")
+# modules of this folder that are not methods: the interface, the hyperparameters every method
+# has, and the search-space types
+NOT_METHODS = ("base", "hparams", "search_space")
 
 
 def _discover() -> Registry[str]:
