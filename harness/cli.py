@@ -157,6 +157,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from harness.config.methods import check_methods
 
         check_methods(params, methods)
+    if params.executor.kind == "slurm" and args.command in ("tune", "train", "robustness"):
+        from harness.execution.dispatch import RUNNERS  # jobs do the work; this waits for them
+
+        RUNNERS[args.command](params, *_STAGE_ARGS[args.command](args))
+        return 0
     stage = importlib.import_module(f"harness.stages.{args.command}")
     if args.command == "paper" and not args.all:
         print(stage.run_one(params, args.name))

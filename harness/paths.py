@@ -94,3 +94,10 @@ def train_resume(dataset: str, method: str) -> Path:
     """Seeds finished by a train run that has not completed yet (outside the stage's DVC output,
     which DVC clears before a run); removed when the run completes."""
     return RESULTS / ".resume" / "train" / dataset / method
+
+
+def jobs_dir(stage: str, dataset: str, method: str | None = None) -> Path:
+    """The submitit folder of a stage's cluster jobs: their pickled calls, results and log
+    files (`<job id>_0_log.out`, `.err`); not an output, kept until removed by hand."""
+    folder = RESULTS / ".jobs" / stage / dataset
+    return folder / method if method else folder

@@ -170,6 +170,10 @@ def non_negative(value: Any) -> str | None:
     return None if value >= 0 else "an integer >= 0"
 
 
+def positive_number(value: Any) -> str | None:
+    return None if value > 0 else "a number > 0"
+
+
 def probability(value: Any) -> str | None:
     return None if 0 < value < 1 else "a number between 0 and 1"
 

@@ -18,7 +18,10 @@ from harness.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
-TOP = "amp, benchmark, compare, datasets, device, methods, mlflow, num_threads, paper, probe, "
+TOP = (
+    "amp, benchmark, compare, datasets, device, executor, methods, mlflow, num_threads, paper, "
+    "probe, "
+)
 SYNTHETIC = (
     "annotator_std, feature_dims, interaction_weight, max_lengths, max_shift_fraction, "
     "min_length_fraction, n_annotators, n_test, n_train, n_valid, noise_dims, noise_std, "
@@ -64,6 +67,11 @@ MISSPELT = [
      "aso_bootstrap, ci_resamples, confidence, flag_constant_ratio, flag_outlier_level, "
      "sample_resamples, seed, simple_baselines (did you mean "
      "'ci_resamples'?)"),
+    (("executor",), "tune_job", "executor.tune_job: unknown key; allowed: cluster, kind, "
+     "max_retries, poll_s, slurm, study_storage, tune_jobs (did you mean 'tune_jobs'?)"),
+    (("executor", "slurm"), "gpu_per_job", "executor.slurm.gpu_per_job: unknown key; allowed: "
+     "account, additional, cpus_per_job, gpus_per_job, mem_gb, partition, time_min (did you "
+     "mean 'gpus_per_job'?)"),
     (("paper",), "table", "paper.table: unknown key; allowed: datasets, tables (did you mean "
      "'tables'?)"),
     (("paper", "datasets"), "MOSEi", "paper.datasets.MOSEi: unknown key; allowed: CH-SIMS, "
@@ -87,6 +95,7 @@ MISTYPED = [
     (("methods", "tfn", "hparams"), ["post_fusion_dim"], "methods.tfn.hparams: expected a "
      "mapping, got ['post_fusion_dim']"),
     (("tune", "n_trials"), 0, "tune.n_trials: expected a positive integer, got 0"),
+    (("executor", "kind"), "pbs", "executor.kind: expected one of local, slurm, got 'pbs'"),
     (("tune", "pruner", "kind"), "hyperband", "tune.pruner.kind: expected one of median, none, "
      "got 'hyperband'"),
     (("train", "select_metric"), "acc9", "train.select_metric: unknown metric 'acc9' (did you "
@@ -145,7 +154,8 @@ def _misspelt(path, wrong) -> dict:
         "n_trian": "n_train", "valid_fracton": "valid_fraction", "sha": "sha256",
         "hparam": "hparams", "n_trails": "n_trials", "n_startup": "n_startup_trials",
         "max_epoch": "max_epochs", "missing_seeds": "missing_seed", "ci_resample": "ci_resamples",
-        "table": "tables", "tfm": "tfn", "MOSEi": "MOSEI",
+        "table": "tables", "tfm": "tfn", "MOSEi": "MOSEI", "tune_job": "tune_jobs",
+        "gpu_per_job": "gpus_per_job",
     }[wrong]  # fmt: skip
     node[wrong] = node.pop(correct) if correct in node else {}
     return raw

@@ -25,6 +25,7 @@ import yaml
 from harness.config.sections import (
     BenchmarkConfig,
     CompareConfig,
+    ExecutorConfig,
     MethodConfig,
     MlflowConfig,
     PaperConfig,
@@ -58,6 +59,7 @@ class Params:
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     source: str = field(default="params.yaml", metadata={"derived": True})  # the file read
 
     @property

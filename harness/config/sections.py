@@ -18,6 +18,7 @@ from harness.schema import (
     non_empty,
     non_negative,
     positive,
+    positive_number,
     probability,
 )
 
@@ -123,6 +124,38 @@ class CompareConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlurmConfig:
+    """`executor.slurm`: the resources of every job the heavy stages submit (submitit's
+    `slurm_*` parameters; `additional`: any further sbatch option, e.g. {qos: high})."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    account: str | None = None
+    time_min: int = checked(240, positive)  # each job's time limit, minutes
+    gpus_per_job: int = checked(0, non_negative)
+    cpus_per_job: int = checked(2, positive)
+    mem_gb: int | None = None  # None: the partition's default memory
+    additional: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutorConfig:
+    """Where the heavy stages (tune, train, robustness) do their work (harness/execution/):
+    `local`, in the stage's own process (and its `train.workers` / `robustness.workers`
+    processes); `slurm`, as submitit jobs the stage submits and waits for: one job per
+    (dataset, method) training with its seeds packed in, `tune_jobs` workers joining one study,
+    one robustness job per dataset. What the jobs write is what a local run writes."""
+
+    kind: Literal["local", "slurm"] = "local"
+    # submitit's executor for kind slurm: auto = SLURM where `srun` exists, else its local one
+    cluster: Literal["auto", "slurm", "local"] = "auto"
+    tune_jobs: int = checked(1, positive)  # worker jobs per study (more than 1: PostgreSQL)
+    study_storage: str | None = None  # the PostgreSQL URL those workers share
+    max_retries: int = checked(2, non_negative)  # resubmissions of a failed or preempted job
+    poll_s: float = checked(5.0, positive_number)  # how often the stage checks its jobs
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
