@@ -104,6 +104,14 @@ def _grid(project: Path, env: dict[str, str]) -> None:
     for method in METHODS:
         _ok(project, env, "tune", "synth", method)
         _ok(project, env, "train", "synth", method)
+    _ok(project, env, "robustness", "synth")
+
+
+def _assert_same_robustness(local: Path, other: Path) -> None:
+    """The missing-modality records and their area tables, byte for byte."""
+    folder = paths.robustness_dir("synth")
+    for name in ("records.json", "areas.csv", "lost_areas.csv"):
+        assert (local / folder / name).read_bytes() == (other / folder / name).read_bytes(), name
 
 
 def _assert_same_runs(local: Path, other: Path, method: str) -> None:
@@ -164,6 +172,16 @@ def test_executor_settings_are_strict(tmp_path) -> None:
         parse_params(_raw(tmp_path, executor={"kind": "pbs"}))
 
 
+def test_no_stage_depends_on_the_executor() -> None:
+    """Switching executors must rerun nothing: no stage lists `executor` among its params, so a
+    cluster run's outputs are recorded as a local run's and a second `dvc repro` is a no-op."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        listed = [p if isinstance(p, str) else next(iter(p)) for p in body.get("params", [])]
+        assert not [p for p in listed if p.split(".")[0] == "executor"], name
+
+
 def test_queue_check_reads_squeue(monkeypatch) -> None:
     answers = {
         "12": subprocess.CompletedProcess([], 0, "RUNNING\n", ""),
@@ -215,6 +233,7 @@ def test_submitit_local_executor_writes_what_a_local_run_writes(local_grid, tmp_
         best = paths.best_params_file("synth", method)
         assert (project / best).read_bytes() == (local_grid / best).read_bytes()
         _assert_same_runs(local_grid, project, method)
+    _assert_same_robustness(local_grid, project)
     assert sorted((project / "results" / ".jobs" / "train" / "synth").iterdir())
 
 
@@ -232,6 +251,8 @@ def test_slurm_grid_writes_what_the_local_executor_writes(local_grid, cluster, t
         _assert_same_runs(local_grid, project, method)
         logs = sorted((project / paths.jobs_dir("train", "synth", method)).glob("*_log.err"))
         assert len(logs) == 1 and f"{method}/synth seed 3: test" in logs[0].read_text()
+    _assert_same_robustness(local_grid, project)
+    assert len(list((project / paths.jobs_dir("robustness", "synth")).glob("*_log.err"))) == 1
     runs = _train_runs(f"sqlite:///{project / 'mlflow.db'}")
     assert sorted((r.data.tags["msabench.method"], r.data.tags["msabench.seed"]) for r in runs) \
         == sorted((m, str(s)) for m in METHODS for s in SEEDS)  # fmt: skip
