@@ -1,4 +1,4 @@
-"""Reference benchmark: training samples/s of the MMSA framework's own TFN and LMF (pip package
+"""Reference benchmark: training samples/s of the MMSA framework's own TFN, LMF and MulT (pip package
 `mmsa==2.2.1`, thuiar/MMSA), for a paired comparison with `bench/bench_throughput.py` on the same
 CPU at the same time.
 
@@ -20,6 +20,10 @@ true, model not aligned):
   factor_lr 1e-3 for the three modality factors and learning_rate 1e-3 for the sub-networks,
   weight_decay 5e-3, L1 loss. (MMSA's optimizer takes parameters [:3] and [5:], so LMF's
   fusion_weights and fusion_bias get gradients but are never updated: MMSA's behaviour, kept.)
+- MulT: batch 16, model width 50 with 10 heads, 4 levels, as MMSA's mosi config has it (attention dropout
+  0.3 text and memories, 0.2 audio, 0 vision; `attn_mask` true), unaligned 500/375-step
+  sequences (not averaged: no `need_normalized`); its trainer passes `verbose` to
+  `ReduceLROnPlateau`, which torch 2.13 no longer takes, so `measure` drops that logging flag.
 - data: `need_normalized` makes MMDataset average audio and vision over time once, when the
   dataset is built (audio (N, 500, 5) -> (N, 1, 5), vision (N, 375, 20) -> (N, 1, 20)); text stays
   (N, 50, 768) and goes through an LSTM. Batches come from a torch DataLoader with shuffle=True and
@@ -57,7 +61,7 @@ plain `import MMSA` works there, no stubs):
 scikit-learn 1.9.1, tqdm 4.70.1, easydict 1.14, nvidia-ml-py3 7.352.0).
 
 Usage: /work/mmsa-venv/bin/python bench/bench_mmsa_reference.py [--scale 1.0] [--epochs 3]
-       [--threads 2] [--models tfn lmf] [--num-workers 4]
+       [--threads 2] [--models tfn lmf mult] [--num-workers 4]
 Prints one Markdown row per model. Not a test: numbers depend on the machine.
 """
 
@@ -128,6 +132,16 @@ class _TimedLoader:
 def measure(feature: Path, model_name: str, args: argparse.Namespace) -> dict:
     """In this (fresh) process: time MMSA's training loop for one model."""
     import torch
+    import torch.optim.lr_scheduler as schedulers
+
+    class _ReduceLROnPlateau(schedulers.ReduceLROnPlateau):
+        """torch 2.13's scheduler no longer takes `verbose` (a logging flag), which MMSA's MulT
+        trainer passes; dropped here, nothing else changes (as bench/parity/mmsa_run.py)."""
+
+        def __init__(self, *args, verbose=None, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+
+    schedulers.ReduceLROnPlateau = _ReduceLROnPlateau
     from MMSA.config import get_config_regression
     from MMSA.data_loader import MMDataLoader
     from MMSA.models import AMIO
@@ -172,13 +186,24 @@ def measure(feature: Path, model_name: str, args: argparse.Namespace) -> dict:
         "audio_batch_shape": list(timed.loader.dataset.audio.shape[1:]),
         "vision_batch_shape": list(timed.loader.dataset.vision.shape[1:]),
         "epoch_seconds": timed.seconds,
+        "peak_rss_mib": _peak_rss_mib(),
     }
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--models", nargs="*", default=["tfn", "lmf"], choices=["tfn", "lmf"])
+    parser.add_argument(
+        "--models", nargs="*", default=["tfn", "lmf"], choices=["tfn", "lmf", "mult"]
+    )
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--num-workers", type=int, default=4, help="MMSA_run's default: 4")

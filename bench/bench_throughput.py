@@ -24,7 +24,7 @@ full-size MOSEI (5.8 GB of training features) takes. The last column says which 
 
 Usage: python bench/bench_throughput.py [--shape mosi|mosei] [--scale 1.0] [--methods tfn lmf]
        [--epochs 2] [--threads 0] [--batch-size N] [--device cpu] [--amp] [--prefetch 2]
-       [--in-memory-mib N]
+       [--in-memory-mib N] [--set KEY=VALUE ...]
 Prints one Markdown row per method. Not a test: numbers depend on the machine.
 """
 
@@ -83,6 +83,7 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     train = splits["train"]
     cls = METHODS.get(method)
     fixed = {"batch_size": args.batch_size} if args.batch_size else {}
+    fixed.update(overrides(args.set))
     hparams = cls.resolve_hparams(spec.kind, fixed)
     device = resolve_device(args.device)
     model = build_model(cls, hparams, spec, seed=0).to(device)
@@ -143,6 +144,19 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     }
 
 
+def overrides(settings: list[str]) -> dict:
+    """`--set key=value` hyperparameter overrides (values parsed as YAML: 0.0, true, [1, 2])."""
+    import yaml
+
+    parsed = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set: expected key=value, got {setting!r}")
+        parsed[key] = yaml.safe_load(value)
+    return parsed
+
+
 def _time_waits_for_batches() -> list[float]:
     """Wrap the training loop's batch source so that each wait for the next batch is timed;
     returns the list the waits (s) are appended to."""
@@ -191,6 +205,13 @@ def main() -> None:
         help="standardise splits up to this size into memory ($MSABENCH_IN_MEMORY_MIB; 0 = keep "
         "them memory-mapped, as full-size MOSEI is; default: the harness's 1024)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hyperparameter override for every method measured (repeatable)",
+    )
     parser.add_argument("--store", type=Path, help="(internal) the store to measure")
     parser.add_argument("--one", help="(internal) measure this method in this process")
     args = parser.parse_args()
@@ -217,6 +238,7 @@ def main() -> None:
             for flag in ("shape", "scale", "epochs", "threads", "batch_size", "device", "prefetch"):
                 command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
             command += ["--amp"] if args.amp else []
+            command += [f"--set={setting}" for setting in args.set]
             done = subprocess.run(command, capture_output=True, text=True, env=env)
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["no output"])[-1]

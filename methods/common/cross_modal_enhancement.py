@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from methods.common.transformer import safe_mask
 
@@ -58,11 +59,11 @@ class NonverbalAttention(nn.Module):
     ) -> torch.Tensor:
         if source.shape[1] == 0:  # no nonverbal step at all: nothing to add
             return text.new_zeros(text.shape)
-        scores = self.query(text) @ self.key(source).transpose(1, 2) * self.score_scale
-        if source_mask is not None:  # (B, L, S): padded steps get no weight
-            hidden = ~safe_mask(source_mask).unsqueeze(1)
-            scores = scores.masked_fill(hidden, torch.finfo(scores.dtype).min)
-        return torch.softmax(scores, dim=-1) @ self.value(source)
+        # softmax(score_scale * q k^T) v through torch's fused kernel; padded steps get no weight
+        mask = None if source_mask is None else safe_mask(source_mask).unsqueeze(1)  # (B, 1, S)
+        return F.scaled_dot_product_attention(
+            self.query(text), self.key(source), self.value(source), mask, scale=self.score_scale
+        )
 
 
 def nonverbal_transform(in_size: int, hidden: int) -> nn.Sequential:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def attend(
@@ -25,14 +26,13 @@ def attend(
     values: torch.Tensor,
     key_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Scaled dot-product attention per head: queries (B, h, T, d), keys and values (B, h, S, d),
-    key_mask (B, S) bool (True = attend) or None -> (B, h, T, d). Written out (no fused kernel)
-    so that it stays deterministic on CUDA; every row must keep one real key."""
-    scores = queries @ keys.transpose(-2, -1) * queries.shape[-1] ** -0.5  # (B, h, T, S)
-    if key_mask is not None:
-        hidden = ~key_mask[:, None, None, :]
-        scores = scores.masked_fill(hidden, torch.finfo(scores.dtype).min)
-    return scores.softmax(dim=-1) @ values
+    """Scaled dot-product attention per head, softmax(q k^T / sqrt(d)) v, through torch's fused
+    `scaled_dot_product_attention`: queries (B, h, T, d), keys and values (B, h, S, d), key_mask
+    (B, S) bool (True = attend) or None -> (B, h, T, d). Every row must keep one real key. MMSA
+    writes the softmax out (materialising (B, h, T, S)); the fused kernel equals it to float
+    tolerance (tests/test_attention.py)."""
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    return F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
