@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from project_params import set_nested
 from test_pipeline import TINY_SYNTH as PIPELINE_TINY_SYNTH
 
 from harness import cli, paths
@@ -46,13 +47,7 @@ def _raw(project: Path, **changes) -> dict:
     raw["train"].update(max_epochs=3, patience=3, workers=1)
     raw["num_threads"] = 1
     raw["mlflow"]["tracking_uri"] = f"sqlite:///{project / 'mlflow.db'}"
-    for dotted, value in changes.items():
-        node = raw
-        *parents, last = dotted.split("__")
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    return raw
+    return set_nested(raw, changes)
 
 
 @pytest.fixture()

@@ -17,6 +17,7 @@ saying why, where its servers cannot start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 from postgres_server import postgres_server
+from project_params import set_nested
 from slurm_cluster import slurm_cluster
 from test_pipeline import TINY_SYNTH
 
@@ -64,25 +66,20 @@ def _raw(project: Path, executor: dict | None = None, **changes) -> dict:
     raw["mlflow"]["tracking_uri"] = f"sqlite:///{project / 'mlflow.db'}"
     if executor is not None:
         raw["executor"] = {"kind": "slurm", "poll_s": 0.5, "max_retries": 2, **executor}
-    for dotted, value in changes.items():
-        node = raw
-        *parents, last = dotted.split("__")
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    return raw
+    return set_nested(raw, changes)
 
 
 def _project(root: Path, raw: dict) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        fetch_stage.run(parse_params(raw), "synth")
-    finally:
-        os.chdir(cwd)
+    _run_stage(root, fetch_stage, "synth")
     return root
+
+
+def _run_stage(root: Path, stage, *args: str) -> None:
+    """`stage.run` in this process, in the project at `root`, with its params.yaml."""
+    with contextlib.chdir(root):
+        stage.run(parse_params(yaml.safe_load(Path("params.yaml").read_text())), *args)
 
 
 def _msabench(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -299,13 +296,7 @@ def test_cancelled_training_job_is_resubmitted_without_lost_or_duplicated_seeds(
     project = _project(tmp_path / "killed", _raw(tmp_path / "killed", executor={
         "cluster": "slurm", "slurm": {"cpus_per_job": 1, "time_min": 10}}, **long))  # fmt: skip
     for root in (reference, project):  # the same tuned hyperparameters for both
-        cwd = Path.cwd()
-        os.chdir(root)
-        try:
-            tune_stage.run(parse_params(yaml.safe_load(Path("params.yaml").read_text())),
-                           "synth", "lf_dnn")  # fmt: skip
-        finally:
-            os.chdir(cwd)
+        _run_stage(root, tune_stage, "synth", "lf_dnn")
     process = _msabench(project, cluster, "train", "synth", "lf_dnn")
     resume = project / paths.train_resume("synth", "lf_dnn")
     deadline = time.monotonic() + 300
@@ -327,13 +318,7 @@ def test_cancelled_training_job_is_resubmitted_without_lost_or_duplicated_seeds(
     train_runs = project / paths.runs_dir("synth", "lf_dnn")
     record = train_runs / paths.run_record("synth", "lf_dnn", 1).name
     assert RunResult.load(record) == kept_record  # not trained again
-    cwd = Path.cwd()
-    os.chdir(reference)
-    try:
-        train_stage.run(parse_params(yaml.safe_load(Path("params.yaml").read_text())),
-                        "synth", "lf_dnn")  # fmt: skip
-    finally:
-        os.chdir(cwd)
+    _run_stage(reference, train_stage, "synth", "lf_dnn")
     _assert_same_runs(reference, project, "lf_dnn")
     runs = _train_runs(f"sqlite:///{project / 'mlflow.db'}")
     assert sorted(r.data.tags["msabench.seed"] for r in runs) == ["1", "2", "3"]  # none twice
