@@ -41,6 +41,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.tracking.context.registry import resolve_tags  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE  # noqa: E402
 
+from harness.db_locks import MLFLOW_SCHEMA_KEY, is_postgresql, schema_lock  # noqa: E402
 from harness.provenance import git_commit  # noqa: E402
 
 if TYPE_CHECKING:
@@ -156,7 +157,11 @@ class Tracker:
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
         mlflow.set_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri)
+        if is_postgresql(tracking_uri):  # jobs starting together: one creates MLflow's tables
+            with schema_lock(tracking_uri, MLFLOW_SCHEMA_KEY):
+                self.client = MlflowClient(tracking_uri)
+        else:
+            self.client = MlflowClient(tracking_uri)
         self._checked: set[str] = set()  # experiments whose description and location were checked
 
     def experiment_id(self, dataset: str) -> str:

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from harness import paths
 from harness.config import Params
+from harness.db_locks import is_postgresql
 from harness.errors import ConfigError
 from harness.execution import jobs
 from harness.execution.submission import JobSpec, run_jobs
-
-POSTGRESQL = ("postgresql://", "postgresql+psycopg://")
 
 
 def run_tune(params: Params, dataset: str, method: str, storage: str | None, worker: int) -> None:
     count = params.executor.tune_jobs
     storage = storage or params.executor.study_storage
-    if count > 1 and not (storage or "").startswith(POSTGRESQL):
+    if count > 1 and not is_postgresql(storage or ""):
         raise ConfigError(
             f"{params.source}: executor.tune_jobs: {count} worker jobs share one study through "
             "PostgreSQL; set executor.study_storage to a postgresql:// URL (or pass --storage)"

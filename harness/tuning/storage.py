@@ -30,6 +30,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from harness.db_locks import OPTUNA_SCHEMA_KEY, holding_advisory_lock, is_postgresql, schema_lock
 from harness.errors import ConfigError
 
 HEARTBEAT_S = 5  # a running trial's worker writes a heartbeat this often
@@ -63,13 +64,13 @@ def open_storage(
         journal.parent.mkdir(parents=True, exist_ok=True)
         storage = JournalStorage(JournalFileBackend(str(journal)))
         return StudyStorage(storage, shared=False, reservation=_process_lock())
-    if not url.startswith(("postgresql://", "postgresql+psycopg://")):
+    if not is_postgresql(url):
         raise ConfigError(
             f"--storage {url!r}: expected a PostgreSQL URL (postgresql://user@host:port/db); "
             "leave it out for the local journal file"
         )
     try:
-        with _schema_lock(url):  # workers starting together must not all create the tables
+        with schema_lock(url, OPTUNA_SCHEMA_KEY):  # workers starting together: one creates
             storage = RDBStorage(
                 url,
                 heartbeat_interval=HEARTBEAT_S,
@@ -86,43 +87,6 @@ def open_storage(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"--storage {_safe(url)}: cannot open the database ({first})") from None
     return StudyStorage(storage, shared=True, reservation=_advisory_lock(storage))
-
-
-@contextmanager
-def _schema_lock(url: str) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock while Optuna creates (or checks) its tables."""
-    from sqlalchemy import create_engine
-
-    engine = create_engine(url, poolclass=_null_pool())
-    try:
-        with _holding_advisory_lock(engine, _SCHEMA_KEY):
-            yield
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _holding_advisory_lock(engine, key: int) -> Iterator[None]:
-    """Hold PostgreSQL's session-level advisory lock `key` on a connection of its own."""
-    from sqlalchemy import text
-
-    with engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        connection.commit()
-        try:
-            yield
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()
-
-
-_SCHEMA_KEY = 0x6D7361_6F7074  # "msa" "opt": the schema-creation lock's key
-
-
-def _null_pool():
-    from sqlalchemy.pool import NullPool
-
-    return NullPool
 
 
 def _safe(url: str) -> str:
@@ -151,7 +115,7 @@ def _advisory_lock(storage: RDBStorage) -> Callable[[str], contextmanager]:
     @contextmanager
     def reservation(study_name: str) -> Iterator[None]:
         key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
-        with _holding_advisory_lock(storage.engine, key):
+        with holding_advisory_lock(storage.engine, key):
             yield
 
     return reservation
