@@ -8,7 +8,7 @@ slurmctld, slurmd and munged on 127.0.0.1) and a real PostgreSQL server (tests/p
   predictions and weights, bit for bit (only the measured times and memory differ);
 - tuning as 2 worker jobs joining one PostgreSQL study keeps the study's budget: every trial
   number once, none lost, both workers' MLflow parents;
-- a training job cancelled mid-way (`scancel`) is resubmitted, keeps the seed it finished, and
+- a training job killed mid-way (SIGKILL) is resubmitted, keeps the seed it finished, and
   leaves one MLflow run per seed, none twice.
 
 submitit's own local executor (where there is no SLURM) is checked the same way. Each skips,
