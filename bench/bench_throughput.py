@@ -24,7 +24,7 @@ full-size MOSEI (5.8 GB of training features) takes. The last column says which 
 
 Usage: python bench/bench_throughput.py [--shape mosi|mosei] [--scale 1.0] [--methods tfn lmf]
        [--epochs 2] [--threads 0] [--batch-size N] [--device cpu] [--amp] [--prefetch 2]
-       [--in-memory-mib N] [--set KEY=VALUE ...]
+       [--in-memory-mib N] [--eval-batch-size 256] [--compile-mode none] [--set KEY=VALUE ...]
 Prints one Markdown row per method. Not a test: numbers depend on the machine.
 """
 
@@ -95,7 +95,10 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
         device=str(device),
         amp=args.amp,
         prefetch=args.prefetch,
+        eval_batch_size=args.eval_batch_size,
+        compile_mode=args.compile_mode,
     )
+    training.compile_forward(model, config.compile_mode)  # as training.fit does
     waited = _time_waits_for_batches()
     context = RunContext("bench", method, 0)
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp and device.type == "cuda")
@@ -113,14 +116,17 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
         epochs.append(time.perf_counter() - started)
         waits.append(sum(waited) / epochs[-1])
+    compile_s = epochs[0] - statistics.median(epochs[1:]) if args.compile_mode != "none" else 0.0
     train_s = statistics.median(epochs[1:])
     started = time.perf_counter()
     for batch in iterate_batches(train, hparams.batch_size, True, shuffle):
         batch.to(device)
     loading_s = time.perf_counter() - started
-    predict(model, train, config.eval_batch_size, device)  # warm-up
+    predict(model, train, config.eval_batch_size, device)  # warm-up (and its compilation)
     started = time.perf_counter()
     predict(model, train, config.eval_batch_size, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     eval_s = time.perf_counter() - started
     peak = _status_mib("VmHWM")  # this process's own peak (ru_maxrss would include the
     # parent's resident memory at fork: the parent builds the store, 1.5 GB for MOSI)
@@ -141,6 +147,9 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
         "device": str(device),
         "parameters": sum(p.numel() for p in model.parameters()),
         "features": "mapped" if train.scale is not None else "in memory",
+        "eval_batch": config.eval_batch_size,
+        "compile": args.compile_mode,
+        "compile_s": compile_s,
     }
 
 
@@ -180,6 +189,13 @@ def _time_waits_for_batches() -> list[float]:
     return waits
 
 
+def _compiled(row: dict) -> str:
+    """The compile column: the mode, and the seconds compiling took (the warm-up's excess)."""
+    if row["compile"] == "none":
+        return "none"
+    return f"{row['compile']} ({row['compile_s']:.0f})"
+
+
 def _status_mib(field: str) -> float:
     """A memory field of /proc/self/status (VmHWM: peak resident; RssAnon: heap now), in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -199,6 +215,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     parser.add_argument("--amp", action="store_true", help="CUDA mixed precision (LoopConfig.amp)")
     parser.add_argument("--prefetch", type=int, default=2, help="batches prepared ahead (0: none)")
+    parser.add_argument(
+        "--eval-batch-size", type=int, default=256, help="evaluation batch (params eval_batch_size)"
+    )
+    parser.add_argument(
+        "--compile-mode",
+        default="none",
+        choices=["none", "default", "reduce-overhead", "max-autotune"],
+        help="torch.compile of the forward (params compile_mode); its compile time is the "
+        "warm-up epoch's excess, reported apart",
+    )
     parser.add_argument(
         "--in-memory-mib",
         type=int,
@@ -227,15 +253,16 @@ def main() -> None:
             "| method | batch | train samples/s | eval samples/s | loading share of a step "
             "| waiting for batches, share of a step "
             "| peak RSS (MiB) | anon RSS at end (MiB) | peak GPU memory (MiB) | parameters "
-            "| threads | device | features |"
+            "| threads | device | features | eval batch | compile (s to compile) |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---" * 15 + "|")
         env = dict(os.environ)
         if args.in_memory_mib is not None:
             env["MSABENCH_IN_MEMORY_MIB"] = str(args.in_memory_mib)
         for method in args.methods:
             command = [sys.executable, __file__, "--store", str(store), "--one", method]
-            for flag in ("shape", "scale", "epochs", "threads", "batch_size", "device", "prefetch"):
+            for flag in ("shape", "scale", "epochs", "threads", "batch_size", "device", "prefetch",
+                         "eval_batch_size", "compile_mode"):  # fmt: skip
                 command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
             command += ["--amp"] if args.amp else []
             command += [f"--set={setting}" for setting in args.set]
@@ -252,7 +279,8 @@ def main() -> None:
                 f"{row['peak_rss_mib']:.0f} | {row['rss_anon_mib']:.0f} | "
                 f"{row['gpu_peak_mib']:.0f} | {row['parameters'] / 1e3:.0f}k | "
                 f"{row['threads']} | {row['device']}{' amp' if args.amp else ''} | "
-                f"{row['features']} |",
+                f"{row['features']} | {row['eval_batch']} | "
+                f"{_compiled(row)} |",
                 flush=True,
             )
 

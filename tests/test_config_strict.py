@@ -19,8 +19,8 @@ from harness.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
 TOP = (
-    "amp, benchmark, compare, datasets, device, executor, methods, mlflow, num_threads, paper, "
-    "probe, "
+    "amp, benchmark, compare, compile_mode, datasets, device, eval_batch_size, executor, "
+    "methods, mlflow, num_threads, paper, probe, "
 )
 SYNTHETIC = (
     "annotator_std, feature_dims, interaction_weight, max_lengths, max_shift_fraction, "
@@ -58,11 +58,11 @@ MISSPELT = [
     (("tune", "pruner"), "n_startup", "tune.pruner.n_startup: unknown key; allowed: kind, "
      "n_startup_trials, n_warmup_steps (did you mean 'n_startup_trials'?)"),
     (("train",), "max_epoch", "train.max_epoch: unknown key; allowed: max_epochs, patience, "
-     "select_metric, select_metric_by_kind, workers (did you mean 'max_epochs'?)"),
+     "runs_per_gpu, select_metric, select_metric_by_kind, workers (did you mean 'max_epochs'?)"),
     (("probe",), "method", "probe.method: unknown key; allowed: datasets, methods (did you mean "
      "'methods'?)"),
     (("robustness",), "missing_seeds", "robustness.missing_seeds: unknown key; allowed: "
-     "missing_seed, workers (did you mean 'missing_seed'?)"),
+     "missing_seed, runs_per_gpu, workers (did you mean 'missing_seed'?)"),
     (("compare",), "ci_resample", "compare.ci_resample: unknown key; allowed: alpha, aso, "
      "aso_bootstrap, ci_resamples, confidence, flag_constant_ratio, flag_outlier_level, "
      "sample_resamples, seed, simple_baselines (did you mean "
@@ -81,6 +81,9 @@ MISSPELT = [
 # (path of the value, the wrong value, the whole message after "params.yaml: ")
 MISTYPED = [
     (("num_threads",), "two", "num_threads: expected an integer, got 'two'"),
+    (("eval_batch_size",), 0, "eval_batch_size: expected a positive integer, got 0"),
+    (("compile_mode",), False, "compile_mode: expected one of none, default, reduce-overhead, "
+     "max-autotune, got False"),  # what YAML makes of `compile_mode: off`
     (("benchmark", "datasets"), "synth", "benchmark.datasets: expected a list of names, got "
      "'synth'"),
     (("mlflow", "tracking_uri"), 5, "mlflow.tracking_uri: expected a non-empty string, got 5"),
@@ -107,6 +110,7 @@ MISTYPED = [
      "not a dataset kind; expected one of mosi, mosei, sims, binary"),
     (("probe", "methods"), "fine", "probe.methods: expected a list of names, got 'fine'"),
     (("robustness", "workers"), 0, "robustness.workers: expected a positive integer, got 0"),
+    (("train", "runs_per_gpu"), 0, "train.runs_per_gpu: expected a positive integer, got 0"),
     (("compare", "alpha"), 2, "compare.alpha: expected a number between 0 and 1, got 2"),
     (("paper", "tables"), ["fine-mosi"], "paper.tables: unknown paper table 'fine-mosi' (did you "
      "mean 'fine-mosi-mosei'?); valid paper tables: fine-ch-sims, fine-mosi-mosei, "
@@ -169,7 +173,8 @@ def _message(raw: dict) -> str:
 
 def test_the_corpus_covers_every_section() -> None:
     covered = {path[0] if path else wrong for path, wrong, _ in MISSPELT}
-    assert covered == set(BASE) - {"seeds", "device", "amp", "num_threads"} | {"seed"}
+    scalars = {"seeds", "device", "amp", "num_threads", "eval_batch_size", "compile_mode"}
+    assert covered == set(BASE) - scalars | {"seed"}
     assert {path[0] for path, _, _ in MISTYPED} == set(BASE) - {"seeds", "device", "amp"}
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -36,7 +36,7 @@ from harness.config.sections import (
 )
 from harness.data.declaration import DatasetConfig, parse_dataset
 from harness.errors import ConfigError, UnknownNameError
-from harness.schema import checked, distinct, non_negative, parse_section
+from harness.schema import checked, distinct, non_negative, parse_section, positive
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -50,6 +50,11 @@ class Params:
     device: str = "auto"  # "auto" = CUDA when present, else CPU; or a torch device name
     amp: bool = False  # CUDA mixed precision; no effect on CPU
     num_threads: int = checked(0, non_negative)  # torch CPU threads per run; 0 = all cores
+    # the batch size of every evaluation (validation, test, robustness): methods predict each
+    # sample on its own in eval mode, so larger only cuts kernel launches on a GPU
+    eval_batch_size: int = checked(256, positive)
+    # torch.compile of each model's forward ("reduce-overhead" adds CUDA graphs); "none" = eager
+    compile_mode: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     datasets: dict[str, Any] = field(default_factory=dict)  # name -> DatasetConfig
     methods: dict[str, Any] = field(default_factory=dict)  # name -> MethodConfig

@@ -80,7 +80,8 @@ class TrainConfig:
     # per dataset kind, a selection metric that replaces `select_metric` for datasets of that
     # kind (a classification kind has no MAE)
     select_metric_by_kind: dict[str, str] = field(default_factory=lambda: {"binary": "f1_weighted"})
-    workers: int = checked(1, positive)  # processes training seeds at once
+    workers: int = checked(1, positive)  # processes training seeds at once (CPU)
+    runs_per_gpu: int = checked(1, positive)  # on CUDA: seed processes packed onto each GPU
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +97,8 @@ class RobustnessConfig:
     """The missing-modality protocol's evaluation (harness/evaluation/robustness.py)."""
 
     missing_seed: int = checked(0, non_negative)  # fixes every mask: the same for every method
-    workers: int = checked(1, positive)  # processes evaluating trained models at once
+    workers: int = checked(1, positive)  # processes evaluating trained models at once (CPU)
+    runs_per_gpu: int = checked(1, positive)  # on CUDA: evaluating processes on each GPU
 
 
 @dataclass(frozen=True, kw_only=True)

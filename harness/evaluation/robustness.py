@@ -32,6 +32,7 @@ from harness.metrics import compute_metrics
 from harness.records import RobustnessRecord
 from harness.training.checkpoints import load_checkpoint, restore_model
 from harness.training.loop import predict, resolve_device
+from harness.workers import pinned_device
 from methods.base import MsaMethod
 
 INTRA = "intra"
@@ -101,7 +102,7 @@ def evaluate_checkpoint(task: RobustnessTask) -> list[RobustnessRecord]:
         )
     model = restore_model(checkpoint, spec, read_manifest(task.store).data_hash)
     test = splits["test"]
-    device = resolve_device(task.device)
+    device = resolve_device(pinned_device() or task.device)  # a worker started on one GPU
     model.to(device)
     masks = MissingMasks(
         test.lengths, {m: int(test.features[m].shape[1]) for m in MODALITIES}, task.missing_seed

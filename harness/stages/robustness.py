@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import torch
+
 from harness import paths
 from harness.config import Params
 from harness.data.spec import MODALITIES
@@ -18,13 +20,14 @@ from harness.errors import DataError
 from harness.evaluation.robustness import RobustnessTask, describe_condition, evaluate_checkpoint
 from harness.io_utils import atomic_directory, write_text_atomic
 from harness.metrics import METRICS
+from harness.placement import worker_devices
 from harness.provenance import hardware_facts
 from harness.records import RobustnessRecord
 from harness.records.robustness import save_records
 from harness.reports import figures
 from harness.reports import robustness as report
 from harness.tracking import Tracker, log_artifacts, log_final, standard_tags
-from harness.training.loop import LoopConfig, resolve_device
+from harness.training.loop import resolve_device
 from harness.workers import map_in_order, worker_threads
 
 log = logging.getLogger("msabench")
@@ -100,7 +103,7 @@ def _evaluate(params: Params, dataset: str) -> list[RobustnessRecord]:
             paths.run_checkpoint(dataset, method, seed),
             paths.feature_store(dataset),
             params.robustness.missing_seed,
-            LoopConfig.eval_batch_size,  # the batch size every evaluation uses
+            params.eval_batch_size,  # the batch size every evaluation uses
             params.device,
             params.num_threads,
         )  # fmt: skip
@@ -114,12 +117,16 @@ def _evaluate(params: Params, dataset: str) -> list[RobustnessRecord]:
             f"run `msabench train {dataset} <method>` first"
         )
     workers = params.robustness.workers
-    if workers > 1:
-        threads = worker_threads(params.num_threads, workers)
+    devices = worker_devices(
+        params.device, params.robustness.runs_per_gpu, torch.cuda.device_count()
+    )
+    processes = len(devices) if devices is not None else workers
+    if processes > 1:
+        threads = worker_threads(params.num_threads, processes)
         tasks = [replace(task, num_threads=threads) for task in tasks]
     records: list[RobustnessRecord] = []
     for task, task_records in zip(
-        tasks, map_in_order(evaluate_checkpoint, tasks, workers), strict=True
+        tasks, map_in_order(evaluate_checkpoint, tasks, workers, devices), strict=True
     ):
         records.extend(task_records)
         log.info("robustness %s/%s seed %d: %d conditions x rates", task.method, dataset,

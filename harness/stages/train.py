@@ -16,8 +16,10 @@ import io
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import torch
 
 from harness import paths
 from harness.code_identity import code_digest
@@ -26,6 +28,7 @@ from harness.data.loading import load_dataset
 from harness.data.store import check_store_kind, read_manifest
 from harness.data.types import SplitData
 from harness.io_utils import atomic_directory, sha256_json
+from harness.placement import worker_devices
 from harness.provenance import git_commit, package_versions
 from harness.records import RunResult, TuningRecord
 from harness.tracking import (
@@ -107,19 +110,29 @@ def _plan(params: Params, dataset: str, method: str) -> tuple[dict, list[SeedTas
 
 def _outcomes(tracker: Tracker, resolved: dict, pending: list[SeedTask], test, params: Params):
     """(RunResult, predictions CSV, weights) per pending seed, in order, each inside its MLflow
-    run. One worker: in this process, per-epoch curves reach MLflow while training; more:
-    seeds in worker processes, each run logged when it finishes, with the start and end times
-    the worker measured."""
-    if params.train.workers <= 1:
+    run. One process (`train.workers: 1` on CPU, one run on one GPU): in this process,
+    per-epoch curves reach MLflow while training; more: seeds in worker processes (on CUDA,
+    `train.runs_per_gpu` on each GPU), each run logged when it finishes, with the start and end
+    times the worker measured."""
+    devices = seed_devices(params)
+    if (devices is None and params.train.workers <= 1) or (devices and len(devices) == 1):
+        if devices:  # one run on one GPU: in this process, on that GPU
+            pending = [replace(t, loop=replace(t.loop, device=devices[0])) for t in pending]
         return (
             _track_seed(tracker, resolved, task, test, lambda task, live: run_seed(task, live))
             for task in pending
         )
-    finished = run_seeds(pending, params.train.workers) if pending else iter(())
+    finished = run_seeds(pending, params.train.workers, devices) if pending else iter(())
     return (
         _track_seed(tracker, resolved, task, test, lambda task, live: next(finished), False)
         for task in pending
     )
+
+
+def seed_devices(params: Params) -> list[str] | None:
+    """The device of each seed-training process on CUDA (`train.runs_per_gpu` on every GPU
+    `device` names); None on CPU, where `train.workers` processes share the cores."""
+    return worker_devices(params.device, params.train.runs_per_gpu, torch.cuda.device_count())
 
 
 def _seed_files(dataset: str, method: str, seed: int) -> list[str]:

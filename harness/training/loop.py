@@ -41,9 +41,9 @@ from methods.base import MsaMethod, OptimHparams
 class LoopConfig:
     """How long and on what to train; early stopping watches `select_metric` on validation.
 
-    The first six come from params.yaml (`for_training`, `for_tuning`); the defaults of the
+    The first eight come from params.yaml (`for_training`, `for_tuning`); the defaults of the
     optional ones are the configuration's own (harness/config), read from there, so each lives
-    in one place. The last three are the loop's own settings."""
+    in one place. The last two are the loop's own settings."""
 
     max_epochs: int
     patience: int
@@ -52,7 +52,8 @@ class LoopConfig:
     # torch CPU threads for this fit; 0 leaves torch's setting as it is
     num_threads: int = default_of(Params, "num_threads")
     amp: bool = default_of(Params, "amp")  # CUDA mixed precision (float16 autocast, scaling)
-    eval_batch_size: int = 256
+    eval_batch_size: int = default_of(Params, "eval_batch_size")
+    compile_mode: str = default_of(Params, "compile_mode")  # torch.compile of forward, or "none"
     progress: bool = True
     prefetch: int = 2  # CUDA only: training batches prepared ahead on a background thread
 
@@ -79,6 +80,8 @@ class LoopConfig:
             device=params.device,
             num_threads=params.num_threads,
             amp=params.amp,
+            eval_batch_size=params.eval_batch_size,
+            compile_mode=params.compile_mode,
             progress=progress,
         )
 
@@ -127,6 +130,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def compile_forward(model: MsaMethod, mode: str) -> None:
+    """Compile `model`'s forward in place with torch.compile (`nn.Module.compile`: parameter
+    names, state dicts and checkpoints stay those of the eager model); "none" leaves it eager.
+
+    Shapes are compiled as they come (`dynamic=False`): the training batch, the last partial
+    batch and the evaluation batches each get a graph. "reduce-overhead" also captures CUDA
+    graphs, cutting the kernel launches that bind these small models on a GPU. The loss terms,
+    optimiser steps and a method's extra step stay eager. A compiled run is repeatable on one
+    device, but its numbers are not the eager run's (fused kernels sum in another order), and
+    on CPU it does not pay (docs/gpu.md)."""
+    if mode != "none":
+        model.compile(mode=mode, dynamic=False)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch, and ask torch for deterministic kernels: on CPU a run is
     bitwise reproducible for a given thread count; on CUDA, cuBLAS gets a fixed workspace, cuDNN
@@ -172,6 +189,7 @@ def fit(
     model.to(device)
     if model.CLOSED_FORM:
         return _fit_closed_form(model, train, valid, config, device, callbacks)
+    compile_forward(model, config.compile_mode)
     passes = training_steps(model)  # the method's own passes first, then the main one
     optimizer = passes[-1].optimizer
     scheduler = make_scheduler(model.hparams, optimizer, config.select_metric, config.max_epochs)

@@ -33,7 +33,7 @@ from harness.training.loop import (
     fit,
     resolve_device,
 )
-from harness.workers import map_in_order, worker_threads
+from harness.workers import map_in_order, pinned_device, worker_threads
 from methods import load_method
 from methods.base import OptimHparams
 
@@ -73,6 +73,8 @@ def run_seed(task: SeedTask, callbacks: Sequence[Callable[[EpochLog], None]] = (
     Its cost is measured around the fit and the test pass (timers, memory peaks: the numbers
     computed are the same with or without)."""
     started, started_at = time.perf_counter(), time.time()
+    if pinned_device() is not None:  # a worker started on one device (packed onto a GPU)
+        task = replace(task, loop=replace(task.loop, device=pinned_device()))
     device = resolve_device(task.loop.device)
     reset_gpu_peak(device)
     method_cls = load_method(task.method)
@@ -119,11 +121,15 @@ def _describe(device: torch.device) -> str:
     return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
 
-def run_seeds(tasks: Sequence[SeedTask], workers: int) -> Iterator[SeedOutcome]:
-    """Run the tasks with `workers` processes (each with its share of the cores); yield outcomes
-    in the tasks' order. A failure in any seed is raised here (the remaining tasks are
-    cancelled)."""
-    if workers > 1 and len(tasks) > 1:
-        threads = worker_threads(tasks[0].loop.num_threads, workers)
+def run_seeds(
+    tasks: Sequence[SeedTask], workers: int, devices: Sequence[str] | None = None
+) -> Iterator[SeedOutcome]:
+    """Run the tasks with `workers` processes (each with its share of the cores), or with one
+    spawned process per entry of `devices` (runs packed onto GPUs: `harness.placement`); yield
+    outcomes in the tasks' order. A failure in any seed is raised here (the remaining tasks
+    are cancelled)."""
+    processes = len(devices) if devices is not None else workers
+    if processes > 1 and len(tasks) > 1:
+        threads = worker_threads(tasks[0].loop.num_threads, processes)
         tasks = [replace(task, loop=replace(task.loop, num_threads=threads)) for task in tasks]
-    yield from map_in_order(run_seed, tasks, workers)
+    yield from map_in_order(run_seed, tasks, workers, devices)
