@@ -139,8 +139,13 @@ def compile_forward(model: MsaMethod, mode: str) -> None:
     graphs, cutting the kernel launches that bind these small models on a GPU. The loss terms,
     optimiser steps and a method's extra step stay eager. A compiled run is repeatable on one
     device, but its numbers are not the eager run's (fused kernels sum in another order), and
-    on CPU it does not pay (docs/gpu.md)."""
+    on CPU it does not pay (docs/gpu.md).
+
+    Dynamo's caches are cleared first, so that every run compiles the same way whatever the
+    process compiled before (a tuning study's earlier trials, other seeds), and no run hits
+    torch's recompilation limit, past which a forward silently runs eager."""
     if mode != "none":
+        torch._dynamo.reset()
         model.compile(mode=mode, dynamic=False)
 
 
