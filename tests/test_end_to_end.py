@@ -49,6 +49,9 @@ def _copy_repository(target: Path) -> None:
 def _tiny_params(path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     raw["seeds"] = [1111, 1112]
+    # one torch thread per process: beside the suite's other xdist worker, two oversubscribe the
+    # 2 cores (conftest.one_torch_thread; the stages run as their own processes)
+    raw["num_threads"] = 1
     raw["datasets"]["synth"]["synthetic"].update(n_train=96, n_valid=48, n_test=48)
     raw["tune"].update(n_trials=2, max_epochs=2, patience=2)
     raw["train"].update(max_epochs=2, patience=2)
