@@ -79,7 +79,10 @@ def test_each_worker_is_pinned_to_one_device_for_life_and_results_come_in_order(
     per_device = defaultdict(int)
     for pinned in by_process.values():
         per_device[pinned.pop()] += 1
-    assert dict(per_device) == {"slot-a": 2, "slot-b": 2}  # never more than its entries
+    # never more processes on a device than its entries (all four take tasks when they start
+    # together; a worker that starts after the others have finished every task takes none)
+    assert set(per_device) <= {"slot-a", "slot-b"}
+    assert all(count <= 2 for count in per_device.values()), dict(per_device)
     assert os.getpid() not in by_process and pinned_device() is None  # the parent is not pinned
 
 
