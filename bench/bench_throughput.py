@@ -72,6 +72,7 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
     from harness.data.loading import iterate_batches, load_dataset
     from harness.training import loop as training
     from harness.training.allocator import reuse_freed_memory
+    from harness.training.compilation import compile_forward
     from harness.training.loop import LoopConfig, RunContext, build_model, predict, resolve_device
     from harness.training.optimisers import training_steps
     from methods import METHODS
@@ -98,7 +99,7 @@ def measure(store: Path, method: str, args: argparse.Namespace) -> dict:
         eval_batch_size=args.eval_batch_size,
         compile_mode=args.compile_mode,
     )
-    training.compile_forward(model, config.compile_mode)  # as training.fit does
+    compile_forward(model, config.compile_mode)  # as training.fit does
     waited = _time_waits_for_batches()
     context = RunContext("bench", method, 0)
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp and device.type == "cuda")

@@ -28,6 +28,7 @@ from harness.errors import ConfigError, NonFiniteLossError
 from harness.metrics import compute_metrics, is_better
 from harness.schema import default_of
 from harness.training.allocator import reuse_freed_memory
+from harness.training.compilation import compile_forward
 from harness.training.optimisers import (
     TrainingStep,
     make_scheduler,
@@ -128,25 +129,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def compile_forward(model: MsaMethod, mode: str) -> None:
-    """Compile `model`'s forward in place with torch.compile (`nn.Module.compile`: parameter
-    names, state dicts and checkpoints stay those of the eager model); "none" leaves it eager.
-
-    Shapes are compiled as they come (`dynamic=False`): the training batch, the last partial
-    batch and the evaluation batches each get a graph. "reduce-overhead" also captures CUDA
-    graphs, cutting the kernel launches that bind these small models on a GPU. The loss terms,
-    optimiser steps and a method's extra step stay eager. A compiled run is repeatable on one
-    device, but its numbers are not the eager run's (fused kernels sum in another order), and
-    on CPU it does not pay (docs/gpu.md).
-
-    Dynamo's caches are cleared first, so that every run compiles the same way whatever the
-    process compiled before (a tuning study's earlier trials, other seeds), and no run hits
-    torch's recompilation limit, past which a forward silently runs eager."""
-    if mode != "none":
-        torch._dynamo.reset()
-        model.compile(mode=mode, dynamic=False)
 
 
 def seed_everything(seed: int) -> None:

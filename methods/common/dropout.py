@@ -8,8 +8,8 @@ numbers, so the mask takes a quarter of the generator calls and no copy; an elem
 when its number is at least round(65536 p), i.e. the dropout probability is p to within
 1/65536. The mask, already scaled, multiplies the input once, so backward is one multiplication
 too. Deterministic under a seed
-like `nn.Dropout` (same global generator). On a big-endian machine it falls back to
-`torch.rand_like`."""
+like `nn.Dropout` (same global generator). On a big-endian machine, and inside a forward
+compiled by `torch.compile` (`compile_mode`), it draws `torch.rand` instead."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ _LEVELS = 65536  # 16-bit uniform numbers
 
 def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
     """Boolean (shape) mask, each element True with probability 1 - p (to within 1/65536)."""
-    n = int(torch.Size(shape).numel())
-    if sys.byteorder != "little":
+    if sys.byteorder != "little" or torch.compiler.is_compiling():
+        # torch.compile cannot trace the full-range `random_` below (a graph break at every
+        # dropout): a compiled forward draws its mask with the compiler's own generator
         return torch.rand(shape, device=device) >= p
+    n = int(torch.Size(shape).numel())
     # every 64-bit pattern equally likely (from = int64 min, to = None: torch's full-range draw,
     # about 3x cheaper than the default [0, 2^63) range), so all four 16-bit lanes are uniform
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
