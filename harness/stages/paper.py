@@ -14,7 +14,8 @@ from harness import paths
 from harness.config import Params
 from harness.errors import DataError
 from harness.io_utils import atomic_directory, write_text_atomic
-from harness.papers.render import render_index, write_paper_table
+from harness.papers.index import render_index
+from harness.papers.render import write_paper_table
 from harness.papers.reproduce import reproduce_table
 from harness.papers.tables import PaperTable, paper_table, paper_tables
 from harness.records import RunResult, load_records
