@@ -14,12 +14,8 @@ from scipy import stats as scipy_stats
 from harness.config.sections import CompareConfig
 from harness.metrics import METRICS, compute_metrics
 from harness.records import RunResult
-from harness.reports.tables import (
-    frame_to_csv,
-    read_comparison_csv,
-    render_latex,
-    render_markdown,
-)
+from harness.reports.comparison_files import frame_to_csv, read_comparison_csv
+from harness.reports.tables import render_latex, render_markdown
 from harness.statistics.baselines import BASELINE_COLUMNS, best_baseline
 from harness.statistics.comparison import TestPredictions, compare_dataset
 from harness.statistics.significance import holm

@@ -12,7 +12,8 @@ import pytest
 
 from harness.config.sections import CompareConfig
 from harness.metrics import METRICS, compute_metrics
-from harness.reports.tables import frame_to_csv, render_latex, render_markdown
+from harness.reports.comparison_files import frame_to_csv
+from harness.reports.tables import render_latex, render_markdown
 from harness.statistics.comparison import TestPredictions, compare_values
 from harness.statistics.resampling import bootstrap_ci
 

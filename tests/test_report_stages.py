@@ -18,7 +18,7 @@ from harness.config.sections import CompareConfig
 from harness.errors import DataError
 from harness.metrics import METRICS
 from harness.records import RunResult
-from harness.reports.tables import frame_to_csv
+from harness.reports.comparison_files import frame_to_csv
 from harness.stages import paper as paper_stage
 from harness.stages import rank as rank_stage
 from harness.statistics.comparison import compare_values

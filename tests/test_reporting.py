@@ -16,13 +16,8 @@ from harness.config.sections import CompareConfig
 from harness.errors import DataError, UnknownNameError
 from harness.metrics import METRICS
 from harness.records import RunResult
-from harness.reports.tables import (
-    read_comparison_csv,
-    render_latex,
-    render_markdown,
-    summary_metrics,
-    write_comparison,
-)
+from harness.reports.comparison_files import read_comparison_csv, summary_metrics, write_comparison
+from harness.reports.tables import render_latex, render_markdown
 from harness.statistics.comparison import FRAME_COLUMNS, compare_dataset
 from harness.statistics.significance import holm, wilcoxon_min_holm_p
 

@@ -17,6 +17,7 @@ from harness.config.sections import CompareConfig
 from harness.metrics import METRICS
 from harness.records import RunCost, RunResult
 from harness.reports.comparison_figures import accuracy_cost_figure
+from harness.reports.comparison_files import read_comparison_csv, write_comparison
 from harness.reports.cost import (
     cost_latex,
     cost_markdown,
@@ -26,7 +27,7 @@ from harness.reports.cost import (
     has_costs,
 )
 from harness.reports.latex import TEXT_WIDTH_PT
-from harness.reports.tables import read_comparison_csv, render_markdown, write_comparison
+from harness.reports.tables import render_markdown
 from harness.statistics.comparison import compare_dataset
 from harness.statistics.cost import accuracy_cost_points, cost_frame
 from harness.training.cost import describe_device, parameter_counts, peak_host_memory_mb

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from harness.config.sections import CompareConfig
-from harness.reports.tables import frame_to_csv, read_comparison_csv, render_latex, render_markdown
+from harness.reports.comparison_files import frame_to_csv, read_comparison_csv
+from harness.reports.tables import render_latex, render_markdown
 from harness.statistics.comparison import TestPredictions, compare_values
 from harness.statistics.seed_flags import constant_flag, flag_seeds, outlier_flags
 

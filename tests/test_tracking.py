@@ -16,7 +16,7 @@ from harness.config import parse_params
 from harness.metrics import METRICS, metric_info
 from harness.provenance import git_commit
 from harness.records import RunResult, TuningRecord
-from harness.reports.tables import read_comparison_csv
+from harness.reports.comparison_files import read_comparison_csv
 from harness.stages import compare as compare_stage
 from harness.stages import fetch as fetch_stage
 from harness.stages import train as train_stage

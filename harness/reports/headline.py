@@ -46,8 +46,8 @@ def headline_rows(
     summary: dict[str, dict[str, float | None]], kind: str
 ) -> dict[str, dict[str, float | None]]:
     """{method: {metric label: seed mean in table units}} of one dataset's `summary`
-    ({method: {metric: mean}}, `harness.reports.tables.summary_metrics`); KeyError if a method
-    lacks a headline metric of `kind`."""
+    ({method: {metric: mean}}, `harness.reports.comparison_files.summary_metrics`); KeyError
+    if a method lacks a headline metric of `kind`."""
     rows = {}
     for method, means in summary.items():
         rows[method] = {}

@@ -22,12 +22,8 @@ from harness.config.sections import CompareConfig
 from harness.errors import DataError
 from harness.evaluation.robustness import CONDITIONS, RobustnessRecord, describe_condition
 from harness.metrics import METRICS
-from harness.reports.tables import (
-    format_cell,
-    frame_to_csv,
-    render_markdown,
-    to_json_value,
-)
+from harness.reports.comparison_files import frame_to_csv, to_json_value
+from harness.reports.tables import format_cell, render_markdown
 from harness.statistics.comparison import compare_values
 
 CURVE_COLUMNS = ("condition", "method", "rate", "metric", "n_seeds", "mean", "std")

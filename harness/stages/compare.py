@@ -28,10 +28,10 @@ from harness.reports.comparison_figures import (
     seed_points_figure,
     tuning_history_figure,
 )
+from harness.reports.comparison_files import summary_metrics, write_comparison
 from harness.reports.cost import has_costs
 from harness.reports.figures import save_figure
 from harness.reports.headline import headline_rows, write_headline
-from harness.reports.tables import summary_metrics, write_comparison
 from harness.statistics.comparison import TestPredictions, compare_dataset, compare_values
 from harness.statistics.cost import accuracy_cost_points, cost_frame
 from harness.statistics.cross_validation import PooledRuns, pool_folds

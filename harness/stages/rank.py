@@ -17,8 +17,8 @@ from harness.errors import DataError
 from harness.io_utils import atomic_directory, write_text_atomic
 from harness.metrics import METRICS, metric_info, metric_label
 from harness.reports.cd_diagram import cd_diagram_figure
+from harness.reports.comparison_files import read_comparison_csv
 from harness.reports.figures import save_figure
-from harness.reports.tables import read_comparison_csv
 from harness.statistics.ranks import friedman_nemenyi
 from harness.statistics.resampling import InsufficientDataError
 from harness.tracking import Tracker, log_artifacts, standard_tags
