@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -157,10 +157,9 @@ class Tracker:
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
         mlflow.set_tracking_uri(tracking_uri)
-        if is_postgresql(tracking_uri):  # jobs starting together: one creates MLflow's tables
-            with schema_lock(tracking_uri, MLFLOW_SCHEMA_KEY):
-                self.client = MlflowClient(tracking_uri)
-        else:
+        # on PostgreSQL, of jobs starting together only one creates MLflow's tables
+        shared = is_postgresql(tracking_uri)
+        with schema_lock(tracking_uri, MLFLOW_SCHEMA_KEY) if shared else nullcontext():
             self.client = MlflowClient(tracking_uri)
         self._checked: set[str] = set()  # experiments whose description and location were checked
 
