@@ -67,18 +67,35 @@ def _msabench(project: Path, raw: dict, *args: str) -> subprocess.Popen:
 
 
 def _kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
-    """SIGKILL `process` as soon as `ready()` is true; fail if it ends or times out first."""
+    """SIGKILL `process` at a point where `ready()` is true; fail if it ends or times out first.
+
+    `ready()` is polled while the process runs and confirmed with it stopped (SIGSTOP): a
+    process still running could move past the point between the check and the kill (finish
+    the trial seen running and start the next, whose MLflow run does not exist yet). If the
+    confirmation fails, or cannot read what the stopped process holds locked, it goes on."""
     deadline = time.monotonic() + timeout
-    while not ready():
+    while True:
         if process.poll() is not None:
             pytest.fail(f"the process ended before the kill point: {process.stderr.read()}")
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail("the kill point was not reached in time")
+        if ready():
+            process.send_signal(signal.SIGSTOP)
+            if _holds_while_stopped(ready):
+                break
+            process.send_signal(signal.SIGCONT)
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
+    process.send_signal(signal.SIGKILL)  # a stopped process dies at once
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
+
+
+def _holds_while_stopped(ready) -> bool:
+    try:
+        return bool(ready())
+    except Exception:  # e.g. SQLite locked by the stopped writer: not this time
+        return False
 
 
 def _study(project: Path) -> optuna.Study:

@@ -3,7 +3,8 @@ duplicating trials.
 
 - **A journal file** (the default; `results/studies/<dataset>/<method>.journal`, a DVC output):
   one tuning process at a time. A trial left RUNNING by a killed process is therefore stale by
-  definition; `recover_stale_trials` fails it and enqueues its parameters again.
+  definition; `recover_stale_trials` fails it and enqueues its parameters again. The file's
+  lock is the kernel's (`harness.tuning.journal`), so a killed process never leaves it locked.
 - **A PostgreSQL URL** (`msabench tune ... --storage postgresql://user@host/db`): any number of
   workers on any number of machines. Optuna's RDB storage with a heartbeat: a trial whose worker
   stopped beating for `GRACE_PERIOD_S` is failed by the next worker and its parameters retried.
@@ -26,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.db_locks import OPTUNA_SCHEMA_KEY, holding_advisory_lock, is_postgresql, schema_lock
 from harness.errors import ConfigError
+from harness.tuning.journal import open_journal
 
 HEARTBEAT_S = 5  # a running trial's worker writes a heartbeat this often
 GRACE_PERIOD_S = 20  # ... and is presumed dead after this long without one
@@ -61,9 +62,7 @@ def open_storage(
     `on_failed_trial(study, trial)` runs when a dead worker's trial is failed by the heartbeat
     check (database only). ConfigError for another kind of URL or an unreachable database."""
     if url is None:
-        journal.parent.mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(journal)))
-        return StudyStorage(storage, shared=False, reservation=_process_lock())
+        return StudyStorage(open_journal(journal), shared=False, reservation=_process_lock())
     if not is_postgresql(url):
         raise ConfigError(
             f"--storage {url!r}: expected a PostgreSQL URL (postgresql://user@host:port/db); "
