@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from harness.errors import DataError
 from harness.tuning.journal import KernelFileLock, open_journal, repair_torn_tail
 from harness.tuning.storage import open_storage
 
@@ -102,7 +103,7 @@ def test_the_kernel_drops_the_lock_of_a_killed_holder(tmp_path) -> None:
     journal = tmp_path / "results" / "studies" / "synth" / "lf_dnn.journal"
     open_journal(journal)
     holder = _python(HOLD_LOCK, str(journal))
-    assert holder.stdout.readline().strip() == "held"
+    assert holder.stdout.readline().strip() == "held", holder.communicate()[1]
     assert _is_locked(journal)  # held: other writers wait
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
@@ -134,6 +135,24 @@ def test_writers_that_share_the_journal_still_take_turns(tmp_path) -> None:
     assert not _is_locked(journal)
     with pytest.raises(RuntimeError, match="study.journal: the journal lock is not held"):
         lock.release()
+
+
+def test_a_file_system_without_flock_is_one_line(tmp_path, monkeypatch) -> None:
+    import errno
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    journal = tmp_path / "study.journal"
+    journal.touch()
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(DataError) as raised:
+        open_storage(journal, None)
+    assert str(raised.value) == (
+        f"{journal}: cannot lock the Optuna journal (No locks available): keep results/ on a "
+        "file system with flock(2) locks, or tune into a database (`--storage "
+        "postgresql://...`)"
+    )
 
 
 @pytest.mark.parametrize(

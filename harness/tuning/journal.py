@@ -27,6 +27,8 @@ from pathlib import Path
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from harness.errors import DataError
+
 __all__ = ["KernelFileLock", "open_journal", "repair_torn_tail"]
 
 log = logging.getLogger("msabench")
@@ -49,6 +51,13 @@ class KernelFileLock:
         fd = os.open(self._path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # e.g. ENOLCK: an NFS mount without a lock manager
+            os.close(fd)
+            raise DataError(
+                f"{self._path}: cannot lock the Optuna journal ({exc.strerror or exc}): keep "
+                "results/ on a file system with flock(2) locks, or tune into a database "
+                "(`--storage postgresql://...`)"
+            ) from exc
         except BaseException:
             os.close(fd)
             raise
