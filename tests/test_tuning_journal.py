@@ -125,7 +125,7 @@ def test_a_lock_link_left_by_optuna_own_lock_is_not_waited_for(tmp_path) -> None
     assert _write_study(relative, "through-stale-link", tmp_path) == "2"
 
 
-def test_writers_that_share_the_journal_still_take_turns(tmp_path) -> None:
+def test_a_held_lock_blocks_other_writers_until_it_is_released(tmp_path) -> None:
     journal = tmp_path / "study.journal"
     journal.touch()
     lock = KernelFileLock(journal)
